@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Data path: who submits I/O to which block device, and how devices stack.
+ * Runs in the submitter's context on every bio: O(1) map work, and the ring
+ * buffer is written only for a flow or an edge never seen before.
+ */
+#pragma once
+
+#include "maps.bpf.h"
+#include "core_fixes.bpf.h"
+#include <bpf/bpf_tracing.h>
+
+const volatile struct lw_config lw_cfg = {};
+
+static __always_inline int lw_op_dir(__u32 op)
+{
+	return op == LW_OP_READ ? 0 : 1;
+}
+
+static __always_inline void lw_flow_add(struct lw_flow_val *v, int dir, __u32 op, __u64 bytes, __u64 now)
+{
+	__sync_fetch_and_add(&v->ios[dir], 1);
+	if (op == LW_OP_READ || op == LW_OP_WRITE)
+		__sync_fetch_and_add(&v->bytes[dir], bytes);
+	v->last_ns = now;
+}
+
+static __always_inline int lw_handle_bio(struct bio *bio)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	if (tgid == lw_cfg.self_tgid)
+		return 0;
+
+	struct lw_flow_key key = {
+		.tgid = tgid,
+		.dev = BPF_CORE_READ(bio, bi_bdev, bd_dev),
+	};
+	if (!key.dev)
+		return 0;
+	__u32 op = BPF_CORE_READ(bio, bi_opf) & 0xff;
+	__u64 bytes = BPF_CORE_READ(bio, bi_iter.bi_size);
+	int dir = lw_op_dir(op);
+	__u64 now = bpf_ktime_get_ns();
+	lw_count(&stats, LW_STAT_IO_SEEN);
+
+	struct lw_flow_val *v = bpf_map_lookup_elem(&flows, &key);
+	if (v) {
+		lw_flow_add(v, dir, op, bytes, now);
+		lw_count(&stats, LW_STAT_FLOW_REPEAT);
+		return 0;
+	}
+
+	struct lw_flow_val nv = {};
+	nv.first_ns = now;
+	nv.cgroup_id = bpf_get_current_cgroup_id();
+	lw_flow_add(&nv, dir, op, bytes, now);
+	long err = bpf_map_update_elem(&flows, &key, &nv, BPF_NOEXIST);
+	if (err == -17 /* EEXIST: another CPU won the race */) {
+		v = bpf_map_lookup_elem(&flows, &key);
+		if (v)
+			lw_flow_add(v, dir, op, bytes, now);
+		return 0;
+	}
+	if (err) {
+		lw_drop(LW_DROP_FLOW_MAP_FULL);
+		return 0;
+	}
+
+	struct lw_flow_event *e;
+	if (!LW_RESERVE(e, LW_EV_FLOW_NEW))
+		return 0;
+	e->cgroup_id = nv.cgroup_id;
+	e->bytes = bytes;
+	e->tgid = tgid;
+	e->tid = (__u32)pid_tgid;
+	e->dev = key.dev;
+	e->op = op;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+static __always_inline int lw_handle_edge(__u32 upper, __u32 lower, __u32 kind)
+{
+	if (!upper || !lower || upper == lower)
+		return 0;
+	struct lw_edge_key key = { .upper = upper, .lower = lower };
+	if (bpf_map_lookup_elem(&edges, &key))
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	long err = bpf_map_update_elem(&edges, &key, &now, BPF_NOEXIST);
+	if (err == -17)
+		return 0;
+	if (err) {
+		lw_drop(LW_DROP_EDGE_MAP_FULL);
+		return 0;
+	}
+	struct lw_edge_event *e;
+	if (!LW_RESERVE(e, LW_EV_STACK_EDGE))
+		return 0;
+	e->upper = upper;
+	e->lower = lower;
+	e->kind = kind;
+	e->tgid = bpf_get_current_pid_tgid() >> 32;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* bio-based remap (dm-linear, dm-crypt, partitions): bio now points below. */
+static __always_inline int lw_handle_bio_remap(struct bio *bio, __u32 upper)
+{
+	__u32 lower = BPF_CORE_READ(bio, bi_bdev, bd_dev);
+	return lw_handle_edge(upper, lower, LW_EDGE_BIO_REMAP);
+}
+
+/* request-based remap (dm-multipath): rq is the clone on the path device. */
+static __always_inline int lw_handle_rq_remap(struct request *rq, __u32 upper)
+{
+	struct request_queue___lw *q = (void *)BPF_CORE_READ(rq, q);
+	__u32 lower = lw_disk_devt(BPF_CORE_READ(q, disk));
+	return lw_handle_edge(upper, lower, LW_EDGE_RQ_REMAP);
+}
+
+SEC("tp_btf/block_bio_queue")
+int BPF_PROG(lw_bio_queue, struct bio *bio)
+{
+	return lw_handle_bio(bio);
+}
+
+SEC("raw_tp/block_bio_queue")
+int BPF_PROG(lw_bio_queue_raw, struct bio *bio)
+{
+	return lw_handle_bio(bio);
+}
+
+SEC("tp_btf/block_bio_remap")
+int BPF_PROG(lw_bio_remap, struct bio *bio, dev_t dev, sector_t from)
+{
+	return lw_handle_bio_remap(bio, dev);
+}
+
+SEC("raw_tp/block_bio_remap")
+int BPF_PROG(lw_bio_remap_raw, struct bio *bio, dev_t dev, sector_t from)
+{
+	return lw_handle_bio_remap(bio, dev);
+}
+
+SEC("tp_btf/block_rq_remap")
+int BPF_PROG(lw_rq_remap, struct request *rq, dev_t dev, sector_t from)
+{
+	return lw_handle_rq_remap(rq, dev);
+}
+
+SEC("raw_tp/block_rq_remap")
+int BPF_PROG(lw_rq_remap_raw, struct request *rq, dev_t dev, sector_t from)
+{
+	return lw_handle_rq_remap(rq, dev);
+}

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The only definition of what the kernel side tells userspace: ring-buffer
+ * records, map keys and values, drop causes. Included by the BPF programs
+ * (after vmlinux.h) and by the C++ decoder (which static_asserts every size).
+ *
+ * Rules: fixed-width types, 64-bit fields first, every record starts with
+ * struct lw_hdr, and a record never shrinks (new fields go at the end, the
+ * decoder accepts a longer record than it knows).
+ *
+ * Device numbers here are the kernel's encoding: major << 20 | minor.
+ */
+#pragma once
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define LW_COMM_LEN 16
+#define LW_SENSE_LEN 32
+#define LW_NAME_LEN 32
+
+/* Kernel dev_t encoding (include/linux/kdev_t.h). */
+#define LW_MINORBITS 20
+#define LW_MINORMASK ((1U << LW_MINORBITS) - 1)
+
+enum lw_event_type {
+	LW_EV_FLOW_NEW = 1,   /* first I/O of a (tgid, dev) flow */
+	LW_EV_STACK_EDGE = 2, /* first remap from an upper to a lower device */
+	LW_EV_SCSI_BIND = 3,  /* a block device seen at a SCSI address (new or changed) */
+	LW_EV_SCSI_ERROR = 4, /* a SCSI command completed with a non-good result */
+	LW_EV_LIFECYCLE = 5,  /* scan, add/remove/rescan, iSCSI, multipath path, device event */
+	LW_EV_MAX = 6,
+};
+
+/* Block operation, the kernel's REQ_OP_* low byte. */
+enum lw_op {
+	LW_OP_READ = 0,
+	LW_OP_WRITE = 1,
+	LW_OP_FLUSH = 2,
+	LW_OP_DISCARD = 3,
+	LW_OP_SECURE_ERASE = 5,
+	LW_OP_WRITE_ZEROES = 9,
+};
+
+enum lw_edge_kind {
+	LW_EDGE_BIO_REMAP = 1, /* bio-based dm (linear, crypt...): block_bio_remap */
+	LW_EDGE_RQ_REMAP = 2,  /* request-based dm (multipath): block_rq_remap */
+};
+
+enum lw_lifecycle_kind {
+	LW_LC_SCSI_DEVICE_ADD = 1,
+	LW_LC_SCSI_DEVICE_REMOVE = 2,
+	LW_LC_SCSI_DEVICE_RESCAN = 3,
+	LW_LC_SCSI_HOST_SCAN = 4,
+	LW_LC_ISCSI_SESSION_BLOCK = 5,
+	LW_LC_ISCSI_SESSION_UNBLOCK = 6,
+	LW_LC_ISCSI_CONN_ERROR = 7,
+	LW_LC_ISCSI_CONN_LOGIN = 8,
+	LW_LC_DM_PATH_FAIL = 9,
+	LW_LC_DM_PATH_REINSTATE = 10,
+	LW_LC_SCSI_DEVICE_EVENT = 11,
+	LW_LC_MAX = 12,
+};
+
+/* Why an event or an update was lost; index into the `drops` map. */
+enum lw_drop_cause {
+	LW_DROP_RINGBUF_FULL = 0,   /* bpf_ringbuf_reserve failed */
+	LW_DROP_FLOW_MAP_FULL = 1,  /* flow insert failed (not EEXIST) */
+	LW_DROP_EDGE_MAP_FULL = 2,  /* stack-edge insert failed */
+	LW_DROP_BIND_MAP_FULL = 3,  /* SCSI binding insert failed */
+	LW_DROP_ERROR_RATELIMIT = 4, /* SCSI error suppressed by the per-device rate limit */
+	LW_DROP_READ_FAULT = 5,     /* a kernel read needed for an event failed */
+	LW_DROP_MAX = 6,
+};
+
+/* Counters indexed by this enum live in the per-CPU `stats` map. */
+enum lw_stat {
+	LW_STAT_IO_SEEN = 0,      /* bios seen on the data path */
+	LW_STAT_FLOW_REPEAT = 1,  /* bios that only updated an existing flow */
+	LW_STAT_EVENTS_BASE = 2,  /* + lw_event_type: events written to the ring buffer */
+	LW_STAT_MAX = LW_STAT_EVENTS_BASE + LW_EV_MAX,
+};
+
+/* SCSI_SCAN wildcard as passed to scsi_scan_host_selected (SCAN_WILD_CARD). */
+#define LW_SCAN_WILD_CARD 0xffffffffU
+
+struct lw_hdr {
+	__u64 ts_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u32 type;  /* enum lw_event_type */
+	__u32 size;  /* bytes of the whole record, header included */
+};
+
+struct lw_flow_key {
+	__u32 tgid;
+	__u32 dev;
+};
+
+struct lw_flow_val {
+	__u64 bytes[2];   /* [0] read, [1] write (other ops count in ios only) */
+	__u64 ios[2];     /* [0] read-like, [1] write-like (write, discard, zeroes, flush) */
+	__u64 first_ns;
+	__u64 last_ns;
+	__u64 cgroup_id;
+};
+
+struct lw_edge_key {
+	__u32 upper;
+	__u32 lower;
+};
+
+struct lw_scsi_addr {
+	__u64 lun;
+	__u32 host;
+	__u32 channel;
+	__u32 id;
+	__u32 pad;
+};
+
+struct lw_flow_event {
+	struct lw_hdr hdr;
+	__u64 cgroup_id;
+	__u64 bytes;
+	__u32 tgid;
+	__u32 tid;
+	__u32 dev;
+	__u32 op;
+	char comm[LW_COMM_LEN];
+};
+
+struct lw_edge_event {
+	struct lw_hdr hdr;
+	__u32 upper;
+	__u32 lower;
+	__u32 kind; /* enum lw_edge_kind */
+	__u32 tgid; /* who was running when the remap happened */
+};
+
+struct lw_bind_event {
+	struct lw_hdr hdr;
+	struct lw_scsi_addr addr;
+	__u32 dev;
+	__u32 prev_valid; /* 1 when the device was bound to another address before */
+	struct lw_scsi_addr prev;
+};
+
+struct lw_error_event {
+	struct lw_hdr hdr;
+	struct lw_scsi_addr addr;
+	__u32 dev;
+	__u32 result;     /* scsi_cmnd->result: host byte << 16 | status byte */
+	__u32 tgid;
+	__u8 cdb0;        /* opcode of the failed command */
+	__u8 sense_len;   /* bytes valid in sense[] */
+	__u16 suppressed; /* errors on this device not reported since the last event */
+	__u8 sense[LW_SENSE_LEN];
+};
+
+struct lw_lifecycle_event {
+	struct lw_hdr hdr;
+	struct lw_scsi_addr addr; /* host/channel/id/lun; LW_SCAN_WILD_CARD where wild */
+	__u32 kind;               /* enum lw_lifecycle_kind */
+	__u32 dev;                /* block device when known, else 0 */
+	__u32 session;            /* iSCSI session id (sid) when known, else ~0 */
+	__s32 code;               /* kind-specific: iSCSI error, login state, valid paths, event type */
+	__u32 tgid;
+	__u32 pad;
+	char name[LW_NAME_LEN];   /* kind-specific: dm path "8:16", map name, target */
+};
+
+/* Settings written by userspace before load (rodata). */
+struct lw_config {
+	__u64 error_ratelimit_ns; /* minimum gap between two error events per device */
+	__u32 self_tgid;          /* the agent itself: its own I/O is not traced */
+	__u32 pad;
+};

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * SCSI command path: which sd device answers at which host:channel:target:LUN
+ * (reported once per binding), and commands that complete with an error, with
+ * their sense data (rate-limited per device).
+ */
+#pragma once
+
+#include "maps.bpf.h"
+#include "core_fixes.bpf.h"
+#include <bpf/bpf_tracing.h>
+
+#define LW_SAM_STAT_CHECK_CONDITION 0x02
+
+static __always_inline void lw_sdev_addr(struct scsi_device___lw *sdev, struct lw_scsi_addr *a)
+{
+	a->host = BPF_CORE_READ(sdev, host, host_no);
+	a->channel = BPF_CORE_READ(sdev, channel);
+	a->id = BPF_CORE_READ(sdev, id);
+	a->lun = BPF_CORE_READ(sdev, lun);
+	a->pad = 0;
+}
+
+static __always_inline __u32 lw_cmd_devt(struct scsi_cmnd___lw *cmd)
+{
+	struct request *rq = lw_scsi_cmd_to_rq(cmd);
+	struct request_queue___lw *q = (void *)BPF_CORE_READ(rq, q);
+	return lw_disk_devt(BPF_CORE_READ(q, disk));
+}
+
+static __always_inline int lw_handle_dispatch(struct scsi_cmnd___lw *cmd)
+{
+	/* Commands sent before a disk driver binds (scan INQUIRY, REPORT LUNS)
+	 * have no gendisk: nothing to bind yet. */
+	__u32 dev = lw_cmd_devt(cmd);
+	if (!dev)
+		return 0;
+	struct lw_scsi_addr addr;
+	lw_sdev_addr(BPF_CORE_READ(cmd, device), &addr);
+
+	struct lw_scsi_addr *old = bpf_map_lookup_elem(&bindings, &dev);
+	if (old && old->host == addr.host && old->channel == addr.channel && old->id == addr.id &&
+	    old->lun == addr.lun)
+		return 0;
+
+	struct lw_bind_event *e;
+	if (!LW_RESERVE(e, LW_EV_SCSI_BIND))
+		return 0;
+	e->addr = addr;
+	e->dev = dev;
+	e->prev_valid = old ? 1 : 0;
+	if (old)
+		e->prev = *old;
+	else
+		__builtin_memset(&e->prev, 0, sizeof(e->prev));
+	bpf_ringbuf_submit(e, 0);
+	if (bpf_map_update_elem(&bindings, &dev, &addr, BPF_ANY))
+		lw_drop(LW_DROP_BIND_MAP_FULL);
+	return 0;
+}
+
+static __always_inline int lw_handle_done(struct scsi_cmnd___lw *cmd)
+{
+	int result = BPF_CORE_READ(cmd, result);
+	if (result == 0)
+		return 0;
+	__u32 dev = lw_cmd_devt(cmd);
+	__u8 sense[LW_SENSE_LEN] = {};
+	__u8 status = result & 0xff;
+	unsigned char *sb = BPF_CORE_READ(cmd, sense_buffer);
+	if (status == LW_SAM_STAT_CHECK_CONDITION && sb)
+		bpf_probe_read_kernel(sense, sizeof(sense), sb);
+
+	/* Rate limit per device; a different (result, key, asc, ascq) always passes. */
+	__u8 key = 0, asc = 0, ascq = 0;
+	if ((sense[0] & 0x7f) >= 0x72) { /* descriptor format */
+		key = sense[1] & 0xf;
+		asc = sense[2];
+		ascq = sense[3];
+	} else if ((sense[0] & 0x7f) >= 0x70) { /* fixed format */
+		key = sense[2] & 0xf;
+		asc = sense[12];
+		ascq = sense[13];
+	}
+	__u32 rkey = ((__u32)result << 8) ^ ((__u32)key << 16) ^ ((__u32)asc << 8) ^ ascq;
+	__u64 now = bpf_ktime_get_ns();
+	__u16 suppressed = 0;
+	struct lw_ratelimit *rl = bpf_map_lookup_elem(&err_limit, &dev);
+	if (rl) {
+		if (rl->last_key == rkey && now - rl->last_ns < lw_cfg.error_ratelimit_ns) {
+			__sync_fetch_and_add(&rl->suppressed, 1);
+			lw_drop(LW_DROP_ERROR_RATELIMIT);
+			return 0;
+		}
+		suppressed = rl->suppressed > 0xffff ? 0xffff : rl->suppressed;
+		rl->suppressed = 0;
+		rl->last_ns = now;
+		rl->last_key = rkey;
+	} else {
+		struct lw_ratelimit nrl = { .last_ns = now, .last_key = rkey };
+		bpf_map_update_elem(&err_limit, &dev, &nrl, BPF_ANY);
+	}
+
+	struct lw_error_event *e;
+	if (!LW_RESERVE(e, LW_EV_SCSI_ERROR))
+		return 0;
+	lw_sdev_addr(BPF_CORE_READ(cmd, device), &e->addr);
+	e->dev = dev;
+	e->result = result;
+	e->tgid = bpf_get_current_pid_tgid() >> 32;
+	e->cdb0 = lw_scsi_cdb0(cmd);
+	e->sense_len = status == LW_SAM_STAT_CHECK_CONDITION ? LW_SENSE_LEN : 0;
+	e->suppressed = suppressed;
+	__builtin_memcpy(e->sense, sense, sizeof(sense));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/scsi_dispatch_cmd_start")
+int BPF_PROG(lw_scsi_start, struct scsi_cmnd___lw *cmd)
+{
+	return lw_handle_dispatch(cmd);
+}
+
+SEC("raw_tp/scsi_dispatch_cmd_start")
+int BPF_PROG(lw_scsi_start_raw, struct scsi_cmnd___lw *cmd)
+{
+	return lw_handle_dispatch(cmd);
+}
+
+SEC("tp_btf/scsi_dispatch_cmd_done")
+int BPF_PROG(lw_scsi_done, struct scsi_cmnd___lw *cmd)
+{
+	return lw_handle_done(cmd);
+}
+
+SEC("raw_tp/scsi_dispatch_cmd_done")
+int BPF_PROG(lw_scsi_done_raw, struct scsi_cmnd___lw *cmd)
+{
+	return lw_handle_done(cmd);
+}

@@ -1,0 +1,28 @@
+#pragma once
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace lunwatch::cli {
+
+struct RunOptions {
+  bool events = false;
+  std::string events_file;
+  double duration_s = 0;
+  std::vector<std::string> disabled_hooks;
+  std::string ready_file;
+  std::string stats_file;
+  bool verbose = false;
+};
+
+int cmd_run(const RunOptions& options);
+int cmd_probes(bool json, bool verbose);
+int cmd_version();
+
+// Process exit code for an error that stops a command.
+int exit_code(Errc code);
+
+}  // namespace lunwatch::cli

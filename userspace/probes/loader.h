@@ -1,0 +1,78 @@
+#pragma once
+// Loads lunwatch's BPF object, picks one alternative per hook for this
+// kernel, attaches, and hands decoded events to a callback. Every kernel
+// object is owned by RAII; a hook that is missing or fails is a state in
+// hook_states(), never an exception or a crash.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "lunwatch.pb.h"
+#include "probes/consumer.h"
+
+extern "C" {
+#include "lunwatch.h"
+}
+
+namespace lunwatch::probes {
+
+struct ProbeOptions {
+  std::set<std::string> disabled_hooks;  // by HookSpec::name
+  uint64_t error_ratelimit_ns = 1'000'000'000;
+  uint32_t self_tgid = 0;          // 0: this process
+  std::string btf_dir = "/sys/kernel/btf";
+  bool verbose = false;            // pass libbpf's messages to the log
+};
+
+struct FlowRecord {
+  lw_flow_key key;
+  lw_flow_val val;
+};
+
+struct ProgramStats {
+  std::string program;
+  std::string hook;
+  uint64_t run_cnt = 0;
+  uint64_t run_time_ns = 0;
+};
+
+class Probes {
+ public:
+  // Fails with kNotRoot, kNoBtf, kBpfNotPermitted, kMemlock or kLoadFailed.
+  static Result<std::unique_ptr<Probes>> make(const ProbeOptions& options);
+  // Only decides and reports hook states; loads nothing (for `lunwatch probes` without root).
+  static std::vector<v1::HookState> plan(const ProbeOptions& options);
+
+  ~Probes();
+  Probes(const Probes&) = delete;
+  Probes& operator=(const Probes&) = delete;
+
+  const std::vector<v1::HookState>& hook_states() const { return states_; }
+  // Waits up to timeout_ms for events and hands each to handler. Returns the
+  // number handled, or a negative errno.
+  int poll(int timeout_ms, const EventHandler& handler);
+  int ring_fd() const;
+
+  std::vector<FlowRecord> flows() const;
+  std::vector<uint64_t> drops() const;  // by enum lw_drop_cause, summed over CPUs
+  std::vector<uint64_t> stats() const;  // by enum lw_stat, summed over CPUs
+  std::vector<ProgramStats> program_stats() const;
+  const ConsumerStats& consumer_stats() const { return consumer_; }
+
+  struct Impl;
+
+ private:
+  explicit Probes(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  std::vector<v1::HookState> states_;
+  ConsumerStats consumer_;
+};
+
+const char* drop_cause_name(int cause);
+
+}  // namespace lunwatch::probes
