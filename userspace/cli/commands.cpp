@@ -90,6 +90,7 @@ int cmd_run(const RunOptions& o) {
   probes::ProbeOptions po;
   po.disabled_hooks.insert(o.disabled_hooks.begin(), o.disabled_hooks.end());
   po.verbose = o.verbose;
+  po.btf_dir = o.btf_dir;
   auto probes = probes::Probes::make(po);
   if (!probes.ok()) {
     log::error(probes.error().message);
@@ -149,9 +150,10 @@ int cmd_run(const RunOptions& o) {
   return 0;
 }
 
-int cmd_probes(bool json, bool verbose) {
+int cmd_probes(bool json, bool verbose, const std::string& btf_dir) {
   probes::ProbeOptions po;
   po.verbose = verbose;
+  po.btf_dir = btf_dir;
   std::vector<v1::HookState> states;
   std::string note;
   auto probes = probes::Probes::make(po);

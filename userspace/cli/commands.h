@@ -15,11 +15,12 @@ struct RunOptions {
   std::vector<std::string> disabled_hooks;
   std::string ready_file;
   std::string stats_file;
+  std::string btf_dir = "/sys/kernel/btf";
   bool verbose = false;
 };
 
 int cmd_run(const RunOptions& options);
-int cmd_probes(bool json, bool verbose);
+int cmd_probes(bool json, bool verbose, const std::string& btf_dir);
 int cmd_version();
 
 // Process exit code for an error that stops a command.

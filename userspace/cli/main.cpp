@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "debug logging (libbpf messages too)");
+  std::string btf_dir = "/sys/kernel/btf";
+  app.add_option("--btf-dir", btf_dir, "where the kernel's BTF lives (vmlinux and modules)")->capture_default_str();
 
   lunwatch::cli::RunOptions run;
   auto* run_cmd = app.add_subcommand("run", "load the probes and watch");
@@ -38,8 +40,9 @@ int main(int argc, char** argv) {
   }
   if (verbose) lunwatch::log::set_level(lunwatch::log::Level::kDebug);
   run.verbose = verbose;
+  run.btf_dir = btf_dir;
 
   if (*run_cmd) return lunwatch::cli::cmd_run(run);
-  if (*probes_cmd) return lunwatch::cli::cmd_probes(probes_json, verbose);
+  if (*probes_cmd) return lunwatch::cli::cmd_probes(probes_json, verbose, btf_dir);
   return lunwatch::cli::cmd_version();
 }
