@@ -72,6 +72,15 @@ struct dm_target___lw {
 	struct dm_table___lw *table;
 } __attribute__((preserve_access_index));
 
+/* The gendisk's name ("sda", "dm-0"), or "" without a disk. */
+static __always_inline void lw_disk_name(struct gendisk *disk, char *out, int len)
+{
+	if (disk)
+		bpf_probe_read_kernel_str(out, len, &disk->disk_name);
+	else
+		out[0] = 0;
+}
+
 /* Kernel dev_t of a gendisk (whole disk). */
 static __always_inline __u32 lw_disk_devt(struct gendisk *disk)
 {

@@ -142,6 +142,17 @@ LW_DUAL(scsi_scan_host_selected, lw_host_scan,
 	lw_lc_host_scan(shost, channel, id, lun, mode), struct Scsi_Host___lw *shost,
 	unsigned int channel, unsigned int id, __u64 lun, int mode)
 
+/* Transports with their own scan (iSCSI, FC) take sysfs scans away from
+ * scsi_scan_host_selected: os-brick's "echo '- - 1' > hostH/scan" on an iSCSI
+ * host lands in iscsi_user_scan. Same first four arguments. */
+LW_DUAL(iscsi_user_scan, lw_iscsi_scan,
+	lw_lc_host_scan(shost, channel, id, lun, 2 /* SCSI_SCAN_MANUAL */), struct Scsi_Host___lw *shost,
+	unsigned int channel, unsigned int id, __u64 lun)
+
+LW_DUAL(fc_user_scan, lw_fc_scan,
+	lw_lc_host_scan(shost, channel, id, lun, 2 /* SCSI_SCAN_MANUAL */), struct Scsi_Host___lw *shost,
+	unsigned int channel, unsigned int id, __u64 lun)
+
 LW_DUAL(sdev_evt_send_simple, lw_sdev_event,
 	lw_lc_sdev(LW_LC_SCSI_DEVICE_EVENT, sdev, evt), struct scsi_device___lw *sdev, int evt)
 

@@ -142,6 +142,7 @@ struct lw_bind_event {
 	__u32 dev;
 	__u32 prev_valid; /* 1 when the device was bound to another address before */
 	struct lw_scsi_addr prev;
+	char disk_name[LW_NAME_LEN]; /* gendisk name ("sda"): sysfs may not show it yet */
 };
 
 struct lw_error_event {
@@ -154,6 +155,7 @@ struct lw_error_event {
 	__u8 sense_len;   /* bytes valid in sense[] */
 	__u16 suppressed; /* errors on this device not reported since the last event */
 	__u8 sense[LW_SENSE_LEN];
+	char disk_name[LW_NAME_LEN];
 };
 
 struct lw_lifecycle_event {

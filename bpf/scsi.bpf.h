@@ -21,18 +21,19 @@ static __always_inline void lw_sdev_addr(struct scsi_device___lw *sdev, struct l
 	a->pad = 0;
 }
 
-static __always_inline __u32 lw_cmd_devt(struct scsi_cmnd___lw *cmd)
+static __always_inline struct gendisk *lw_cmd_disk(struct scsi_cmnd___lw *cmd)
 {
 	struct request *rq = lw_scsi_cmd_to_rq(cmd);
 	struct request_queue___lw *q = (void *)BPF_CORE_READ(rq, q);
-	return lw_disk_devt(BPF_CORE_READ(q, disk));
+	return BPF_CORE_READ(q, disk);
 }
 
 static __always_inline int lw_handle_dispatch(struct scsi_cmnd___lw *cmd)
 {
 	/* Commands sent before a disk driver binds (scan INQUIRY, REPORT LUNS)
 	 * have no gendisk: nothing to bind yet. */
-	__u32 dev = lw_cmd_devt(cmd);
+	struct gendisk *disk = lw_cmd_disk(cmd);
+	__u32 dev = lw_disk_devt(disk);
 	if (!dev)
 		return 0;
 	struct lw_scsi_addr addr;
@@ -53,6 +54,7 @@ static __always_inline int lw_handle_dispatch(struct scsi_cmnd___lw *cmd)
 		e->prev = *old;
 	else
 		__builtin_memset(&e->prev, 0, sizeof(e->prev));
+	lw_disk_name(disk, e->disk_name, sizeof(e->disk_name));
 	bpf_ringbuf_submit(e, 0);
 	if (bpf_map_update_elem(&bindings, &dev, &addr, BPF_ANY))
 		lw_drop(LW_DROP_BIND_MAP_FULL);
@@ -64,7 +66,8 @@ static __always_inline int lw_handle_done(struct scsi_cmnd___lw *cmd)
 	int result = BPF_CORE_READ(cmd, result);
 	if (result == 0)
 		return 0;
-	__u32 dev = lw_cmd_devt(cmd);
+	struct gendisk *disk = lw_cmd_disk(cmd);
+	__u32 dev = lw_disk_devt(disk);
 	__u8 sense[LW_SENSE_LEN] = {};
 	__u8 status = result & 0xff;
 	unsigned char *sb = BPF_CORE_READ(cmd, sense_buffer);
@@ -112,6 +115,7 @@ static __always_inline int lw_handle_done(struct scsi_cmnd___lw *cmd)
 	e->sense_len = status == LW_SAM_STAT_CHECK_CONDITION ? LW_SENSE_LEN : 0;
 	e->suppressed = suppressed;
 	__builtin_memcpy(e->sense, sense, sizeof(sense));
+	lw_disk_name(disk, e->disk_name, sizeof(e->disk_name));
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

@@ -78,8 +78,10 @@ TEST(Decode, EdgeBindAndErrorEvents) {
   auto bind = with_hdr<lw_bind_event>(LW_EV_SCSI_BIND);
   bind.dev = (8u << 20) | 0;
   bind.addr = {1, 2, 0, 0, 0};  // lun 1, host 2
+  std::strcpy(bind.disk_name, "sda");
   ev = probes::decode_event(bytes_of(bind));
   ASSERT_TRUE(ev.ok());
+  EXPECT_EQ(ev->scsi_bind().dev_name(), "sda");
   EXPECT_EQ(ev->scsi_bind().addr().hctl(), "2:0:0:1");
   EXPECT_FALSE(ev->scsi_bind().has_previous());
   bind.prev_valid = 1;

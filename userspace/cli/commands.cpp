@@ -91,6 +91,7 @@ int cmd_run(const RunOptions& o) {
   po.disabled_hooks.insert(o.disabled_hooks.begin(), o.disabled_hooks.end());
   po.verbose = o.verbose;
   po.btf_dir = o.btf_dir;
+  po.run_stats = o.bpf_stats;
   auto probes = probes::Probes::make(po);
   if (!probes.ok()) {
     log::error(probes.error().message);

@@ -16,6 +16,7 @@ struct RunOptions {
   std::string ready_file;
   std::string stats_file;
   std::string btf_dir = "/sys/kernel/btf";
+  bool bpf_stats = true;
   bool verbose = false;
 };
 

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--events-file", run.events_file, "append event JSON lines to this file instead of stdout");
   run_cmd->add_option("--duration", run.duration_s, "stop after this many seconds (0: until SIGINT/SIGTERM)");
   run_cmd->add_option("--disable-hook", run.disabled_hooks, "hook name to leave off (repeatable)");
+  run_cmd->add_flag("!--no-bpf-stats", run.bpf_stats, "do not turn on the kernel's per-program run time accounting");
   run_cmd->add_option("--ready-file", run.ready_file, "create this file once every probe is attached");
   run_cmd->add_option("--stats-file", run.stats_file,
                       "on exit, write kernel flow counters, drops and program stats as JSON here");

@@ -24,11 +24,11 @@ void Annotator::annotate(v1::Event& ev) {
       e->set_lower_name(name_of(e->lower()));
       break;
     }
-    case v1::Event::kScsiBind:
-      ev.mutable_scsi_bind()->set_dev_name(name_of(ev.scsi_bind().dev()));
+    case v1::Event::kScsiBind:  // the kernel names the disk itself; sysfs may lag
+      if (ev.scsi_bind().dev_name().empty()) ev.mutable_scsi_bind()->set_dev_name(name_of(ev.scsi_bind().dev()));
       break;
     case v1::Event::kScsiError:
-      ev.mutable_scsi_error()->set_dev_name(name_of(ev.scsi_error().dev()));
+      if (ev.scsi_error().dev_name().empty()) ev.mutable_scsi_error()->set_dev_name(name_of(ev.scsi_error().dev()));
       break;
     case v1::Event::kLifecycle: {
       auto* l = ev.mutable_lifecycle();

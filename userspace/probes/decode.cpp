@@ -16,8 +16,8 @@ static_assert(sizeof(lw_hdr) == 16);
 static_assert(sizeof(lw_scsi_addr) == 24);
 static_assert(sizeof(lw_flow_event) == 16 + 16 + 16 + 16);
 static_assert(sizeof(lw_edge_event) == 16 + 16);
-static_assert(sizeof(lw_bind_event) == 16 + 24 + 8 + 24);
-static_assert(sizeof(lw_error_event) == 16 + 24 + 12 + 4 + LW_SENSE_LEN);
+static_assert(sizeof(lw_bind_event) == 16 + 24 + 8 + 24 + LW_NAME_LEN);
+static_assert(sizeof(lw_error_event) == 16 + 24 + 12 + 4 + LW_SENSE_LEN + LW_NAME_LEN);
 static_assert(sizeof(lw_lifecycle_event) == 16 + 24 + 24 + LW_NAME_LEN);
 static_assert(sizeof(lw_flow_key) == 8);
 static_assert(sizeof(lw_flow_val) == 56);
@@ -125,6 +125,7 @@ Result<v1::Event> decode_event(std::span<const uint8_t> rec) {
       auto e = load<lw_bind_event>(body);
       auto* b = ev.mutable_scsi_bind();
       b->set_dev(dev_string(e.dev));
+      b->set_dev_name(bounded(e.disk_name, sizeof e.disk_name));
       fill_addr(e.addr, b->mutable_addr());
       if (e.prev_valid) fill_addr(e.prev, b->mutable_previous());
       break;
@@ -134,6 +135,7 @@ Result<v1::Event> decode_event(std::span<const uint8_t> rec) {
       auto e = load<lw_error_event>(body);
       auto* x = ev.mutable_scsi_error();
       x->set_dev(e.dev ? dev_string(e.dev) : "");
+      x->set_dev_name(bounded(e.disk_name, sizeof e.disk_name));
       fill_addr(e.addr, x->mutable_addr());
       x->set_result(e.result);
       x->set_status(scsi::status_name(scsi::result_status(e.result)));

@@ -184,8 +184,16 @@ const char* drop_cause_name(int cause) {
   return "unknown";
 }
 
+struct FdCloser {
+  int fd = -1;
+  ~FdCloser() {
+    if (fd >= 0) close(fd);
+  }
+};
+
 struct Probes::Impl {
   SkelPtr skel;
+  FdCloser stats_fd;  // per-program stats stay on while this is open
   std::vector<LinkPtr> links;
   RingPtr ring;
   std::vector<std::pair<std::string, std::string>> programs;  // (program, hook) attached
@@ -326,6 +334,11 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
     if (!impl->ring) {
       int rerr = errno;
       return make_error(Errc::kLoadFailed, std::string("cannot open the ring buffer: ") + strerror(rerr));
+    }
+    if (options.run_stats) {
+      impl->stats_fd.fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+      if (impl->stats_fd.fd < 0)
+        log::info(std::string("per-program BPF run statistics unavailable: ") + strerror(errno));
     }
     std::unique_ptr<Probes> probes(new Probes(std::move(impl)));
     for (auto& c : choices) probes->states_.push_back(c.state);

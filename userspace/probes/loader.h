@@ -27,6 +27,7 @@ struct ProbeOptions {
   uint32_t self_tgid = 0;          // 0: this process
   std::string btf_dir = "/sys/kernel/btf";
   bool verbose = false;            // pass libbpf's messages to the log
+  bool run_stats = true;           // kernel per-program run count/time while we run (BPF_ENABLE_STATS)
 };
 
 struct FlowRecord {
