@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
 
   app.add_subcommand("version", "print the version");
 
+  // Subcommands owned by other stages register below this line, one each.
+  // (end of subcommand registrations)
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
