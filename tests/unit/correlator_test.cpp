@@ -1,0 +1,404 @@
+// The correlator on event streams shaped like the lab's scenarios: the
+// intentional CVE-2023-2088 case, benign churn, host processes, orphans,
+// restarts with bound identities, and flows that arrive before any identity.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "detect/correlator.h"
+
+using namespace lunwatch;
+using detect::Correlator;
+using detect::Output;
+
+namespace {
+
+const char* kIqn = "iqn.2003-01.org.linux-iscsi.lab:shared";
+const char* kWa = "naa.6001405aa1a1a1a11000400080000000";
+const char* kWb = "naa.6001405bb2b2b2b21000400080000000";
+const char* kVolA = "a1a1a1a1-0000-4000-8000-00000000000a";
+const char* kVolB = "b2b2b2b2-0000-4000-8000-00000000000b";
+const char* kUuidA = "11111111-1111-4111-8111-111111111111";
+const char* kUuidB = "22222222-2222-4222-8222-222222222222";
+
+class Stream {
+ public:
+  explicit Stream(detect::CorrelatorOptions o = {}) : c_(std::move(o)) {}
+
+  Output feed(v1::Event ev) {
+    ts_ += 1'000'000;  // 1 ms apart
+    ev.set_ts_ns(ts_);
+    ev.set_unix_ms(1'700'000'000'000 + static_cast<int64_t>(ts_ / 1'000'000));
+    Output out;
+    c_.on_event(ev, out);
+    for (const auto& a : out.alerts) alerts_.push_back(a);
+    return out;
+  }
+  void advance(uint64_t ns) { ts_ += ns; }
+
+  static v1::ScsiDevice sd(const std::string& name, const std::string& dev, uint32_t host, int session,
+                           const std::string& portal, const std::string& cached) {
+    v1::ScsiDevice s;
+    s.set_name(name);
+    s.set_dev(dev);
+    s.mutable_addr()->set_host(host);
+    s.mutable_addr()->set_lun(1);
+    s.mutable_addr()->set_hctl(std::to_string(host) + ":0:0:1");
+    s.set_state("running");
+    s.set_transport(v1::TRANSPORT_ISCSI);
+    s.set_session(session);
+    s.mutable_target()->set_iqn(kIqn);
+    s.mutable_target()->set_portal(portal);
+    s.mutable_target()->set_lun(1);
+    s.mutable_cached()->set_wwid(cached);
+    s.add_holders("dm-0");
+    return s;
+  }
+
+  Output topology(bool with_map = true, const std::string& map_wwid = kWa) {
+    v1::Event ev;
+    auto* t = ev.mutable_topology();
+    *t->add_devices() = sd("sda", "8:0", 0, 1, "127.0.0.1:3260", kWa);
+    *t->add_devices() = sd("sdb", "8:16", 1, 2, "127.0.0.2:3260", kWa);
+    if (with_map) {
+      auto* m = t->add_maps();
+      m->set_dm("dm-0");
+      m->set_dev("254:0");
+      m->set_wwid(map_wwid);
+      m->add_paths("sda");
+      m->add_paths("sdb");
+    }
+    return feed(ev);
+  }
+
+  Output identity(const std::string& dev, const std::string& name, const std::string& wwid, const std::string& serial) {
+    v1::Event ev;
+    auto* c = ev.mutable_identity();
+    c->set_dev(dev);
+    c->set_dev_name(name);
+    c->set_ok(true);
+    c->mutable_identity()->set_wwid(wwid);
+    c->mutable_identity()->set_serial(serial);
+    return feed(ev);
+  }
+  void identity_both(const std::string& wwid, const std::string& serial) {
+    identity("8:0", "sda", wwid, serial);
+    identity("8:16", "sdb", wwid, serial);
+  }
+
+  static v1::Attachment libvirt_att(const std::string& uuid, const std::string& name, const std::string& vol) {
+    v1::Attachment a;
+    a.set_source(v1::SOURCE_LIBVIRT);
+    a.set_instance_uuid(uuid);
+    a.set_instance_name(name);
+    a.set_volume_id(vol);
+    a.set_status(v1::ATTACHMENT_ATTACHED);
+    a.set_device_path("/dev/dm-0");
+    a.set_resolved_dev("254:0");
+    return a;
+  }
+  static v1::Attachment cinder_att(const std::string& uuid, const std::string& vol, v1::AttachmentStatus st,
+                                   const std::string& id) {
+    v1::Attachment a;
+    a.set_source(v1::SOURCE_FILE);
+    a.set_instance_uuid(uuid);
+    a.set_volume_id(vol);
+    a.set_attachment_id(id);
+    a.set_status(st);
+    a.set_transport(v1::TRANSPORT_ISCSI);
+    for (const char* p : {"127.0.0.1:3260", "127.0.0.2:3260"}) {
+      auto* t = a.add_targets();
+      t->set_iqn(kIqn);
+      t->set_portal(p);
+      t->set_lun(1);
+    }
+    return a;
+  }
+
+  Output libvirt(const std::vector<v1::Attachment>& atts) {
+    v1::Event ev;
+    auto* s = ev.mutable_inventory();
+    s->set_kind(v1::SOURCE_LIBVIRT);
+    s->set_last_good_unix_ms(1);
+    for (const auto& a : atts) {
+      *s->add_attachments() = a;
+      auto* i = s->add_instances();
+      i->set_uuid(a.instance_uuid());
+      i->set_name(a.instance_name());
+    }
+    return feed(ev);
+  }
+  Output cinder(const std::vector<v1::Attachment>& atts) {
+    v1::Event ev;
+    auto* s = ev.mutable_inventory();
+    s->set_kind(v1::SOURCE_FILE);
+    s->set_last_good_unix_ms(1);
+    for (const auto& a : atts) *s->add_attachments() = a;
+    return feed(ev);
+  }
+
+  Output flow(uint32_t pid, const std::string& comm, const std::string& uuid, const std::string& name,
+              const std::string& dev = "254:0") {
+    v1::Event ev;
+    auto* f = ev.mutable_flow();
+    f->set_pid(pid);
+    f->set_comm(comm);
+    f->set_dev(dev);
+    f->set_dev_name(dev == "254:0" ? "dm-0" : "");
+    f->set_op(v1::OP_READ);
+    f->mutable_instance()->set_uuid(uuid);
+    f->mutable_instance()->set_name(name);
+    return feed(ev);
+  }
+
+  Output scan(uint32_t host) {
+    v1::Event ev;
+    auto* l = ev.mutable_lifecycle();
+    l->set_kind(v1::LC_SCSI_HOST_SCAN);
+    l->mutable_addr()->set_host(host);
+    l->mutable_addr()->set_channel(0xffffffffu);
+    l->mutable_addr()->set_target(0xffffffffu);
+    l->mutable_addr()->set_lun(1);
+    return feed(ev);
+  }
+
+  std::vector<v1::Alert> firing(v1::Rule r) const {
+    std::vector<v1::Alert> out;
+    for (const auto& a : alerts_)
+      if (a.rule() == r && a.state() == v1::ALERT_FIRING) out.push_back(a);
+    return out;
+  }
+  int above_warning() const {
+    return static_cast<int>(std::count_if(alerts_.begin(), alerts_.end(), [](const v1::Alert& a) {
+      return a.state() == v1::ALERT_FIRING && a.severity() > v1::SEVERITY_WARNING;
+    }));
+  }
+  Correlator& c() { return c_; }
+  const std::vector<v1::Alert>& alerts() const { return alerts_; }
+
+ private:
+  Correlator c_;
+  uint64_t ts_ = 1'000'000'000;
+  std::vector<v1::Alert> alerts_;
+};
+
+// A attached to volA over two paths, verified and bound, doing I/O.
+void attach_a(Stream& s) {
+  s.topology();
+  s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA)});
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
+  s.identity_both(kWa, kVolA);
+  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+}
+
+}  // namespace
+
+TEST(Correlator, BindsAnAttachmentOnFirstVerification) {
+  Stream s;
+  attach_a(s);
+  const auto* b = s.c().bindings().find(kUuidA, kVolA);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->wwid(), kWa);
+  EXPECT_TRUE(s.alerts().empty()) << s.alerts().front().summary();
+}
+
+TEST(Correlator, IntentionalCaseRaisesIdentityChangedThenCrossInstanceAccess) {
+  Stream s;
+  attach_a(s);
+  // The attachment is deleted in Cinder only; volB is mapped at LUN 1 for B.
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a"),
+            Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b")});
+  ASSERT_EQ(s.firing(v1::ATTACHMENT_DIVERGENCE).size(), 1u) << "libvirt still has A on volA";
+  s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA),
+             Stream::libvirt_att(kUuidB, "instance-0000000b", kVolB)});
+  auto out = s.scan(0);
+  ASSERT_FALSE(out.verify.empty()) << "a LUN scan must trigger verification";
+  EXPECT_EQ(out.verify[0].reason, v1::VERIFY_SCAN);
+
+  // The same sd devices now answer as volB.
+  s.identity("8:0", "sda", kWb, kVolB);
+  auto last = s.identity("8:16", "sdb", kWb, kVolB);
+  EXPECT_TRUE(std::find(last.rearm.begin(), last.rearm.end(), "254:0") != last.rearm.end())
+      << "dm-0's kernel flows must be re-armed so A's next I/O is seen";
+  auto changed = s.firing(v1::IDENTITY_CHANGED);
+  ASSERT_EQ(changed.size(), 1u);
+  EXPECT_EQ(changed[0].instance().name(), "instance-0000000a");
+  EXPECT_EQ(changed[0].volume_id(), kVolA);
+  EXPECT_EQ(changed[0].expected_wwid(), kWa);
+  EXPECT_EQ(changed[0].verified_wwid(), kWb);
+  EXPECT_EQ(changed[0].cached_wwid(), kWa) << "sysfs still shows volA";
+  EXPECT_EQ(changed[0].severity(), v1::SEVERITY_CRITICAL);
+  EXPECT_EQ(changed[0].owner_volume_id(), kVolB);
+  ASSERT_EQ(s.firing(v1::MULTIPATH_WWID_MISMATCH).size(), 2u) << "both paths differ from the map's WWID";
+  ASSERT_NE(s.c().bindings().find(kUuidB, kVolB), nullptr);
+  EXPECT_EQ(s.c().bindings().find(kUuidB, kVolB)->wwid(), kWb);
+
+  // A's next read (a new kernel flow after the re-arm).
+  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+  auto cross = s.firing(v1::CROSS_INSTANCE_ACCESS);
+  ASSERT_EQ(cross.size(), 1u);
+  const auto& a = cross[0];
+  EXPECT_EQ(a.instance().name(), "instance-0000000a");
+  EXPECT_EQ(a.pid(), 452u);
+  EXPECT_EQ(a.owner().name(), "instance-0000000b");
+  EXPECT_EQ(a.owner_volume_id(), kVolB);
+  EXPECT_EQ(a.volume_id(), kVolA);
+  EXPECT_EQ(a.device_name(), "dm-0");
+  ASSERT_EQ(a.paths_size(), 2);
+  EXPECT_EQ(a.paths(0).addr().hctl(), "0:0:0:1");
+  EXPECT_EQ(a.paths(0).target().iqn(), kIqn);
+  EXPECT_EQ(a.paths(0).target().lun(), 1u);
+  EXPECT_EQ(a.paths(0).cached_wwid(), kWa);
+  EXPECT_EQ(a.paths(0).verified_wwid(), kWb);
+  EXPECT_TRUE(a.trigger().has_flow());
+  EXPECT_EQ(s.firing(v1::STALE_ATTACHMENT_IO).size(), 1u);
+
+  // B reading its own volume is fine; repeats fold into the same alert.
+  size_t before = s.alerts().size();
+  s.flow(1022, "qemu-system-x86", kUuidB, "instance-0000000b");
+  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+  EXPECT_EQ(s.alerts().size(), before);
+  // divergence, identity changed, 2 path mismatches, cross-instance, stale attachment
+  ASSERT_EQ(s.c().active_alerts().size(), 6u);
+}
+
+TEST(Correlator, BenignChurnRaisesNothingAboveWarning) {
+  Stream s;
+  attach_a(s);
+  // Clean detach: map flushed, devices deleted, Cinder and libvirt updated.
+  v1::Event gone;
+  gone.mutable_topology();
+  s.feed(gone);
+  s.libvirt({});
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DETACHED, "att-a")});
+  // Re-attach of another volume at the same LUN for B: new devices, new map.
+  s.cinder({Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b")});
+  s.libvirt({Stream::libvirt_att(kUuidB, "instance-0000000b", kVolB)});
+  s.topology(true, kWb);
+  s.identity_both(kWb, kVolB);
+  s.flow(1022, "qemu-system-x86", kUuidB, "instance-0000000b");
+  // Connection drop and recovery without a remap: same identity again.
+  s.identity_both(kWb, kVolB);
+  s.flow(1022, "qemu-system-x86", kUuidB, "instance-0000000b");
+  EXPECT_EQ(s.above_warning(), 0);
+  for (const auto& a : s.alerts()) ADD_FAILURE() << "unexpected: " << a.summary();
+}
+
+TEST(Correlator, FlowBeforeIdentityIsJudgedWhenTheAnswerArrives) {
+  Stream s;
+  s.topology();
+  s.libvirt({Stream::libvirt_att(kUuidB, "instance-0000000b", kVolB)});
+  s.cinder({Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b")});
+  // A (no attachment at all) reads dm-0 before lunwatch has verified it.
+  auto out = s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+  ASSERT_EQ(out.verify.size(), 2u);
+  EXPECT_EQ(out.verify[0].reason, v1::VERIFY_NEW_FLOW);
+  EXPECT_TRUE(s.firing(v1::CROSS_INSTANCE_ACCESS).empty());
+  s.identity_both(kWb, kVolB);
+  ASSERT_EQ(s.firing(v1::CROSS_INSTANCE_ACCESS).size(), 1u);
+}
+
+TEST(Correlator, SerialNamesTheOwnerBeforeAnyBinding) {
+  Stream s;
+  s.topology(true, kWb);
+  s.cinder({Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b")});
+  s.identity_both(kWb, kVolB);  // binds B by target match too
+  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+  auto cross = s.firing(v1::CROSS_INSTANCE_ACCESS);
+  ASSERT_EQ(cross.size(), 1u);
+  EXPECT_EQ(cross[0].owner().uuid(), kUuidB);
+}
+
+TEST(Correlator, RestartWithBoundIdentitiesCatchesTheChange) {
+  Stream s;
+  v1::Event b;
+  auto* bb = b.mutable_bindings()->add_bindings();
+  bb->set_instance_uuid(kUuidA);
+  bb->set_instance_name("instance-0000000a");
+  bb->set_volume_id(kVolA);
+  bb->set_wwid(kWa);
+  s.feed(b);
+  s.topology();
+  s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA)});
+  s.identity_both(kWb, kVolB);  // first verification after the restart
+  ASSERT_EQ(s.firing(v1::IDENTITY_CHANGED).size(), 1u);
+}
+
+TEST(Correlator, IdentityBackToExpectedResolvesTheAlert) {
+  Stream s;
+  attach_a(s);
+  s.identity_both(kWb, kVolB);
+  ASSERT_EQ(s.firing(v1::IDENTITY_CHANGED).size(), 1u);
+  s.identity_both(kWa, kVolA);
+  auto resolved = std::count_if(s.alerts().begin(), s.alerts().end(), [](const v1::Alert& a) {
+    return a.rule() == v1::IDENTITY_CHANGED && a.state() == v1::ALERT_RESOLVED;
+  });
+  EXPECT_EQ(resolved, 1);
+  for (const auto& a : s.c().active_alerts()) EXPECT_NE(a.rule(), v1::IDENTITY_CHANGED);
+}
+
+TEST(Correlator, HostProcessAccessHonoursTheAllowlist) {
+  Stream s;
+  attach_a(s);
+  s.flow(900, "multipathd", "", "");
+  s.flow(901, "kworker/u4:1", "", "");
+  EXPECT_TRUE(s.firing(v1::HOST_PROCESS_ACCESS).empty());
+  s.flow(902, "dd", "", "");
+  auto h = s.firing(v1::HOST_PROCESS_ACCESS);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].comm(), "dd");
+  EXPECT_EQ(h[0].severity(), v1::SEVERITY_WARNING);
+  // Not a volume device: a local disk.
+  s.flow(903, "dd", "", "", "259:0");
+  EXPECT_EQ(s.firing(v1::HOST_PROCESS_ACCESS).size(), 1u);
+}
+
+TEST(Correlator, OrphanDeviceAfterGraceThenResolvedWhenExplained) {
+  detect::CorrelatorOptions o;
+  o.orphan_grace_ns = 5'000'000'000ULL;
+  Stream s(o);
+  s.cinder({});  // a source that has data: no attachments at all
+  s.topology();
+  EXPECT_TRUE(s.firing(v1::ORPHAN_DEVICE).empty()) << "within the grace period";
+  s.advance(6'000'000'000ULL);
+  s.topology();
+  auto orphans = s.firing(v1::ORPHAN_DEVICE);
+  ASSERT_EQ(orphans.size(), 3u) << "sda, sdb and dm-0";
+  s.cinder({Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b")});
+  EXPECT_TRUE(s.c().orphans().empty());
+  EXPECT_TRUE(s.c().active_alerts().empty());
+}
+
+TEST(Correlator, NoInventoryMeansNoOrphanVerdicts) {
+  Stream s;
+  s.topology();
+  s.advance(120'000'000'000ULL);
+  s.topology();
+  EXPECT_TRUE(s.firing(v1::ORPHAN_DEVICE).empty());
+}
+
+TEST(Correlator, LifecycleEventsAskForVerification) {
+  Stream s;
+  attach_a(s);
+  v1::Event ev;
+  ev.mutable_lifecycle()->set_kind(v1::LC_DM_PATH_REINSTATE);
+  ev.mutable_lifecycle()->set_dev("254:0");
+  ev.mutable_lifecycle()->set_path("8:16");
+  auto out = s.feed(ev);
+  ASSERT_EQ(out.verify.size(), 1u);
+  EXPECT_EQ(out.verify[0].name, "sdb");
+  EXPECT_EQ(out.verify[0].reason, v1::VERIFY_PATH_REINSTATE);
+
+  v1::Event ua;
+  auto* e = ua.mutable_scsi_error();
+  e->set_dev("8:0");
+  e->mutable_sense()->set_key(6);
+  e->mutable_sense()->set_asc(0x3f);
+  e->mutable_sense()->set_ascq(0x0e);
+  out = s.feed(ua);
+  ASSERT_EQ(out.verify.size(), 1u);
+  EXPECT_EQ(out.verify[0].reason, v1::VERIFY_UNIT_ATTENTION);
+
+  out = s.scan(7);  // another host: nothing of ours
+  EXPECT_TRUE(out.verify.empty());
+}

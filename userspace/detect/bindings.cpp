@@ -1,0 +1,81 @@
+#include "detect/bindings.h"
+
+#include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace lunwatch::detect {
+
+std::string BindingStore::key(const std::string& instance_uuid, const std::string& volume_id) {
+  return instance_uuid + "|" + volume_id;
+}
+
+const v1::Binding* BindingStore::find(const std::string& i, const std::string& v) const {
+  auto it = by_key_.find(key(i, v));
+  return it == by_key_.end() ? nullptr : &it->second;
+}
+
+std::vector<const v1::Binding*> BindingStore::by_wwid(const std::string& wwid) const {
+  std::vector<const v1::Binding*> out;
+  for (const auto& [k, b] : by_key_)
+    if (b.wwid() == wwid) out.push_back(&b);
+  return out;
+}
+
+bool BindingStore::put(const v1::Binding& b) {
+  auto& slot = by_key_[key(b.instance_uuid(), b.volume_id())];
+  if (slot.wwid() == b.wwid() && slot.attachment_id() == b.attachment_id()) return false;
+  slot = b;
+  return true;
+}
+
+bool BindingStore::erase(const std::string& i, const std::string& v) { return by_key_.erase(key(i, v)) > 0; }
+
+void BindingStore::load(const v1::Bindings& all) {
+  by_key_.clear();
+  for (const auto& b : all.bindings()) by_key_[key(b.instance_uuid(), b.volume_id())] = b;
+}
+
+v1::Bindings BindingStore::snapshot() const {
+  v1::Bindings out;
+  for (const auto& [k, b] : by_key_) *out.add_bindings() = b;
+  return out;
+}
+
+Result<v1::Bindings> BindingStore::read_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return v1::Bindings{};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  v1::Bindings out;
+  auto st = google::protobuf::util::JsonStringToMessage(ss.str(), &out);
+  if (!st.ok()) return make_error(Errc::kParse, "bound-identity state " + path + " is corrupt: " + std::string(st.message()));
+  return out;
+}
+
+Result<bool> BindingStore::write_file(const std::string& path, const v1::Bindings& all) {
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  o.add_whitespace = true;
+  std::string text;
+  if (!google::protobuf::util::MessageToJsonString(all, &text, o).ok())
+    return make_error(Errc::kIo, "cannot encode bound identities");
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return make_error(Errc::kIo, "cannot write " + tmp + ": " + std::strerror(errno));
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  int err = errno;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return make_error(Errc::kIo, "cannot write " + path + ": " + std::strerror(ok ? errno : err));
+  }
+  return true;
+}
+
+}  // namespace lunwatch::detect

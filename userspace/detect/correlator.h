@@ -1,0 +1,144 @@
+#pragma once
+// The correlator: joins I/O (flows), the device stack, SCSI addresses,
+// verified identities and attachment records, and decides who touches whose
+// volume. Pure: it consumes v1::Event values in order and returns alerts and
+// requests (verify these devices, re-arm those kernel flows); it does no I/O,
+// so the same engine runs live, on a recording and on a capture dump.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "detect/bindings.h"
+#include "lunwatch.pb.h"
+
+namespace lunwatch::detect {
+
+struct CorrelatorOptions {
+  // Host processes allowed to do I/O to volume devices: comm prefixes.
+  std::vector<std::string> host_allowlist = {
+      "kworker/",   "multipathd", "multipath", "systemd-udevd", "(udev-worker)", "udevd",   "udevadm",
+      "blkid",      "sg_",        "dmsetup",   "iscsiadm",      "iscsid",        "lunwatch", "privsep-helper",
+      "kpartx",     "lvm",        "pvscan",    "vgscan",        "scsi_id",       "dd-verify"};
+  // A device no attachment explains is an orphan only after this long (an
+  // attach in progress shows the device before the records).
+  uint64_t orphan_grace_ns = 60'000'000'000ULL;
+  std::string hostname;
+};
+
+struct VerifyRequest {
+  std::string name;  // sda
+  std::string dev;   // "8:0"
+  v1::VerifyReason reason = v1::VERIFY_UNKNOWN;
+};
+
+struct Output {
+  std::vector<v1::Alert> alerts;     // newly firing, or resolved
+  std::vector<VerifyRequest> verify; // ask these devices' identity through SG_IO
+  std::vector<std::string> rearm;    // kernel flows on these devices must report their next I/O
+  bool bindings_changed = false;     // persist the binding store
+  bool topology_stale = false;       // re-read sysfs (something was added, removed or scanned)
+};
+
+// What the correlator believes about one block device (for `topology`, dumps).
+struct DeviceView {
+  std::string dev;
+  std::string name;
+  bool is_dm = false;
+  std::string map_wwid;  // dm-multipath: from the map uuid
+  std::vector<std::string> lowers;
+  std::vector<std::string> uppers;
+  std::optional<v1::ScsiDevice> scsi;
+  std::optional<v1::Identity> verified;
+  int64_t verified_unix_ms = 0;
+  std::string verify_error;
+  bool suspect = false;  // errors that mean "identity may have changed" since the last verification
+};
+
+class Correlator {
+ public:
+  explicit Correlator(CorrelatorOptions options = {});
+
+  void on_event(const v1::Event& ev, Output& out);
+
+  const BindingStore& bindings() const { return bindings_; }
+  std::vector<v1::Alert> active_alerts() const;
+  std::vector<DeviceView> devices() const;
+  const std::map<v1::SourceKind, v1::SourceSnapshot>& sources() const { return sources_; }
+  // Attachments of every source, and which devices each one resolves to.
+  std::vector<std::pair<v1::Attachment, std::vector<std::string>>> attachment_devices() const;
+  // Devices no attachment explains (after the grace period or not).
+  std::vector<std::string> orphans() const;
+  uint64_t events_seen() const { return events_; }
+
+ private:
+  struct Dev {
+    DeviceView v;
+    uint64_t first_seen_ns = 0;
+  };
+  struct Identity {
+    std::string wwid;
+    std::string serial;
+    bool complete = false;  // every path verified
+    bool mismatch = false;  // paths disagree
+    std::vector<std::string> leaves;
+  };
+  struct Owner {
+    std::string instance_uuid;
+    std::string instance_name;
+    std::string volume_id;
+    std::string attachment_id;
+  };
+
+  Dev& dev(const std::string& d);
+  Dev* find_dev(const std::string& d);
+  Dev* find_name(const std::string& name);
+  void link(const std::string& upper, const std::string& lower);
+  std::vector<std::string> leaves(const std::string& d) const;
+  std::vector<std::string> uppers_closure(const std::string& d) const;
+  Identity identity_of(const std::string& d) const;
+  std::vector<const v1::Attachment*> all_attachments() const;
+  std::set<std::string> attachment_devs(const v1::Attachment& a) const;
+  std::vector<Owner> owners_of(const std::string& wwid, const std::string& serial) const;
+  v1::AttachmentStatus cinder_status(const std::string& instance_uuid, const std::string& volume_id,
+                                     bool* known) const;
+  const v1::Instance* instance_by_uuid(const std::string& uuid) const;
+  bool is_volume_device(const std::string& d) const;
+
+  void on_flow(const v1::Event& ev, Output& out);
+  void evaluate_instance_flow(const v1::Event& ev, Output& out);
+  void on_identity(const v1::Event& ev, Output& out);
+  void on_topology(const v1::Event& ev, Output& out);
+  void on_inventory(const v1::Event& ev, Output& out);
+  void on_lifecycle(const v1::Event& ev, Output& out);
+  void on_error(const v1::Event& ev, Output& out);
+  void check_device(const std::string& d, const v1::Event& trigger, Output& out);
+  void try_bind_all(Output& out);
+  void check_divergence(const v1::Event& trigger, Output& out);
+  void check_orphans(const v1::Event& trigger, Output& out);
+  void request_verify(const std::string& d, v1::VerifyReason why, Output& out);
+
+  v1::Alert make_alert(v1::Rule rule, const std::string& subject, const v1::Event& trigger) const;
+  void describe_device(const std::string& d, v1::Alert& a) const;
+  void fire(v1::Alert a, Output& out);
+  void resolve(const std::string& id, const v1::Event& trigger, Output& out);
+
+  CorrelatorOptions opt_;
+  std::map<std::string, Dev> devs_;  // by "major:minor"
+  std::map<v1::SourceKind, v1::SourceSnapshot> sources_;
+  std::map<std::pair<uint32_t, std::string>, v1::Event> flows_;     // (pid, dev) -> first event
+  std::map<std::string, std::vector<v1::Event>> pending_flows_;    // waiting for an identity
+  std::map<std::string, v1::Alert> active_;                        // by alert id
+  std::map<std::string, uint64_t> orphan_since_;
+  BindingStore bindings_;
+  uint64_t now_ns_ = 0;
+  int64_t now_unix_ms_ = 0;
+  uint64_t events_ = 0;
+};
+
+const char* rule_name(v1::Rule r);
+v1::Severity rule_severity(v1::Rule r);
+
+}  // namespace lunwatch::detect
