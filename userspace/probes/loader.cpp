@@ -376,6 +376,17 @@ std::vector<FlowRecord> Probes::flows() const {
   return out;
 }
 
+std::vector<FlowRecord> Probes::rearm_flows(const std::set<uint32_t>& kernel_devs) {
+  std::vector<FlowRecord> taken;
+  int fd = bpf_map__fd(impl_->skel->maps.flows);
+  for (const auto& r : flows()) {
+    if (!kernel_devs.count(r.key.dev)) continue;
+    FlowRecord cur{r.key, {}};
+    if (bpf_map_lookup_elem(fd, &r.key, &cur.val) == 0 && bpf_map_delete_elem(fd, &r.key) == 0) taken.push_back(cur);
+  }
+  return taken;
+}
+
 namespace {
 std::vector<uint64_t> sum_percpu(bpf_map* map, uint32_t n) {
   int ncpu = libbpf_num_possible_cpus();

@@ -60,6 +60,10 @@ class Probes {
   int ring_fd() const;
 
   std::vector<FlowRecord> flows() const;
+  // Removes the kernel flows on these devices (kernel dev_t encoding) so the
+  // next I/O of each process there is reported again as a new flow; returns
+  // what they had counted.
+  std::vector<FlowRecord> rearm_flows(const std::set<uint32_t>& kernel_devs);
   std::vector<uint64_t> drops() const;  // by enum lw_drop_cause, summed over CPUs
   std::vector<uint64_t> stats() const;  // by enum lw_stat, summed over CPUs
   std::vector<ProgramStats> program_stats() const;
