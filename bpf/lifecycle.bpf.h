@@ -11,6 +11,7 @@
 
 #include "maps.bpf.h"
 #include "core_fixes.bpf.h"
+#include "guard.bpf.h"
 #include <bpf/bpf_tracing.h>
 
 /* Set by the loader from BTF: since v6.6 (commit 741b1e7bb3b6... "scsi: core:
@@ -40,15 +41,27 @@ static __always_inline struct lw_lifecycle_event *lw_lc_begin(__u32 kind)
 
 static __always_inline int lw_lc_sdev(__u32 kind, struct scsi_device___lw *sdev, int code)
 {
+	__u32 host = ~0U, dev = 0;
+	__u64 lun = ~0ULL;
+	if (sdev) {
+		host = BPF_CORE_READ(sdev, host, host_no);
+		lun = BPF_CORE_READ(sdev, lun);
+		dev = lw_disk_devt(BPF_CORE_READ(sdev, request_queue, disk));
+	}
+	/* A rescan or a unit attention: the identity may have changed. */
+	if (sdev && kind == LW_LC_SCSI_DEVICE_RESCAN)
+		lw_guard_close(host, lun, dev, LW_CLOSE_RESCAN);
+	if (sdev && kind == LW_LC_SCSI_DEVICE_EVENT)
+		lw_guard_close(host, lun, dev, LW_CLOSE_UNIT_ATTENTION);
 	struct lw_lifecycle_event *e = lw_lc_begin(kind);
 	if (!e)
 		return 0;
 	if (sdev) {
-		e->addr.host = BPF_CORE_READ(sdev, host, host_no);
+		e->addr.host = host;
 		e->addr.channel = BPF_CORE_READ(sdev, channel);
 		e->addr.id = BPF_CORE_READ(sdev, id);
-		e->addr.lun = BPF_CORE_READ(sdev, lun);
-		e->dev = lw_disk_devt(BPF_CORE_READ(sdev, request_queue, disk));
+		e->addr.lun = lun;
+		e->dev = dev;
 	}
 	e->code = code;
 	bpf_ringbuf_submit(e, 0);
@@ -66,10 +79,13 @@ static __always_inline int lw_lc_rescan(__u64 arg)
 static __always_inline int lw_lc_host_scan(struct Scsi_Host___lw *shost, __u32 channel, __u32 id,
 					   __u64 lun, int mode)
 {
+	__u32 host = BPF_CORE_READ(shost, host_no);
+	/* A scan may map another volume at a LUN a holder still has open. */
+	lw_guard_close(host, lun == (__u64)LW_SCAN_WILD_CARD ? ~0ULL : lun, 0, LW_CLOSE_SCAN);
 	struct lw_lifecycle_event *e = lw_lc_begin(LW_LC_SCSI_HOST_SCAN);
 	if (!e)
 		return 0;
-	e->addr.host = BPF_CORE_READ(shost, host_no);
+	e->addr.host = host;
 	e->addr.channel = channel;
 	e->addr.id = id;
 	e->addr.lun = lun;
@@ -90,6 +106,9 @@ static __always_inline int lw_lc_session(__u32 kind, __u64 session, int code)
 		__u64 parent = (__u64)BPF_CORE_READ(s, dev.parent);
 		e->addr.host = lw_host_no_of_gendev(parent);
 	}
+	/* A session back from recovery may be talking to a remapped LUN. */
+	if (kind == LW_LC_ISCSI_SESSION_UNBLOCK && e->addr.host != ~0U)
+		lw_guard_close(e->addr.host, ~0ULL, 0, LW_CLOSE_SESSION_UNBLOCK);
 	e->code = code;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
@@ -116,6 +135,8 @@ static __always_inline int lw_lc_dm_path(int type, struct dm_target___lw *ti, co
 	if (!e)
 		return 0;
 	e->dev = lw_disk_devt(BPF_CORE_READ(ti, table, md, disk));
+	if (type != 0)
+		lw_guard_close(~0U, ~0ULL, e->dev, LW_CLOSE_PATH_REINSTATE);
 	e->code = nr_valid;
 	if (path)
 		bpf_probe_read_kernel_str(e->name, sizeof(e->name), path);

@@ -4,6 +4,7 @@
  *   io.bpf.h        bio submission flows and device stack edges
  *   scsi.bpf.h      sd dev_t <-> host:channel:target:LUN, command errors + sense
  *   lifecycle.bpf.h scans, add/remove/rescan, iSCSI, multipath paths, unit attentions
+ *   guard.bpf.h     BPF LSM: refuse I/O to non-owners; fail closed on reconnect events
  * Maps are all in maps.bpf.h, kernel differences in core_fixes.bpf.h, and the
  * records userspace reads in lunwatch.h.
  */
@@ -16,6 +17,7 @@
 #include "maps.bpf.h"
 #include "core_fixes.bpf.h"
 #include "io.bpf.h"
+#include "guard.bpf.h"
 #include "scsi.bpf.h"
 #include "lifecycle.bpf.h"
 

@@ -30,7 +30,8 @@ enum lw_event_type {
 	LW_EV_SCSI_BIND = 3,  /* a block device seen at a SCSI address (new or changed) */
 	LW_EV_SCSI_ERROR = 4, /* a SCSI command completed with a non-good result */
 	LW_EV_LIFECYCLE = 5,  /* scan, add/remove/rescan, iSCSI, multipath path, device event */
-	LW_EV_MAX = 6,
+	LW_EV_GUARD = 6,      /* the guard refused (or, in monitor mode, would refuse) I/O */
+	LW_EV_MAX = 7,
 };
 
 /* Block operation, the kernel's REQ_OP_* low byte. */
@@ -168,6 +169,79 @@ struct lw_lifecycle_event {
 	__u32 tgid;
 	__u32 pad;
 	char name[LW_NAME_LEN];   /* kind-specific: dm path "8:16", map name, target */
+};
+
+/* ---------------------------------------------------------------- guard */
+
+enum lw_guard_mode {
+	LW_GUARD_OFF = 0,
+	LW_GUARD_MONITOR = 1, /* decide and report, never refuse */
+	LW_GUARD_ENFORCE = 2,
+};
+
+enum lw_guard_state {
+	LW_GUARD_VERIFIED = 1,   /* identity verified: only owners among instance processes */
+	LW_GUARD_UNVERIFIED = 2, /* identity may have changed: no instance process until re-verified */
+	LW_GUARD_QUARANTINE = 3, /* nobody but the allowlist */
+};
+
+/* Why the kernel closed a device by itself (fail closed on reconnect). */
+enum lw_guard_close {
+	LW_CLOSE_NONE = 0,
+	LW_CLOSE_SCAN = 1,
+	LW_CLOSE_RESCAN = 2,
+	LW_CLOSE_SESSION_UNBLOCK = 3,
+	LW_CLOSE_UNIT_ATTENTION = 4,
+	LW_CLOSE_LUN_NOT_SUPPORTED = 5,
+	LW_CLOSE_PATH_REINSTATE = 6,
+};
+
+#define LW_GUARD_MAX_OWNERS 4
+#define LW_GUARD_MAX_PATHS 8
+
+struct lw_guard_path {
+	__u32 dev;  /* sd dev_t */
+	__u32 host; /* SCSI host number */
+	__u64 lun;
+};
+
+/* Policy for one block device (dm map or sd): written by userspace, closed by the kernel. */
+struct lw_guard_dev {
+	__u64 generation;   /* userspace's policy generation when it armed this entry */
+	__u64 closed_ns;    /* when the kernel closed it (0: not closed by the kernel) */
+	__u32 state;        /* enum lw_guard_state */
+	__u32 close_reason; /* enum lw_guard_close */
+	__u32 n_owners;
+	__u32 n_paths;
+	__u32 owners[LW_GUARD_MAX_OWNERS]; /* tgids of the instance processes allowed */
+	struct lw_guard_path paths[LW_GUARD_MAX_PATHS];
+};
+
+struct lw_guard_cfg {
+	__u32 mode; /* enum lw_guard_mode */
+	__u32 pad;
+	__u64 report_ratelimit_ns;
+};
+
+enum lw_guard_stat {
+	LW_GSTAT_CHECKS = 0,     /* block-device checks against a guarded device */
+	LW_GSTAT_DENIED = 1,     /* refused (enforce) */
+	LW_GSTAT_WOULD_DENY = 2, /* would refuse (monitor) */
+	LW_GSTAT_CLOSED = 3,     /* devices closed by the kernel on reconnect events */
+	LW_GSTAT_MAX = 4,
+};
+
+struct lw_guard_event {
+	struct lw_hdr hdr;
+	__u32 tgid;
+	__u32 dev;
+	__u32 state;    /* device state at the decision */
+	__u32 mode;     /* guard mode at the decision */
+	__u32 mask;     /* MAY_READ 4 / MAY_WRITE 2 (file_permission), 0 for open */
+	__u32 denied;   /* 1 refused, 0 monitor only */
+	__u32 suppressed;
+	__u32 pad;
+	char comm[LW_COMM_LEN];
 };
 
 /* Settings written by userspace before load (rodata). */

@@ -72,6 +72,61 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/* ---- guard: pinned under /sys/fs/bpf/lunwatch so policy outlives the agent */
+
+/* dev_t -> policy for that block device. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct lw_guard_dev);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} guard_devs SEC(".maps");
+
+/* tgid -> 1: processes the guard applies to (instance qemu processes). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} guard_procs SEC(".maps");
+
+/* tgid -> 1: allowed everywhere, quarantine included (the agent, multipathd). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} guard_allow SEC(".maps");
+
+/* [0]: mode and reporting settings, changeable at run time. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lw_guard_cfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} guard_cfg SEC(".maps");
+
+/* Guard counters by enum lw_guard_stat. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LW_GSTAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} guard_stats SEC(".maps");
+
+/* (tgid, dev) -> last report time, to rate-limit denial events. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct lw_flow_key);
+	__type(value, __u64);
+} guard_reported SEC(".maps");
+
 static __always_inline void lw_count(void *map, __u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(map, &idx);

@@ -8,6 +8,7 @@
 
 #include "maps.bpf.h"
 #include "core_fixes.bpf.h"
+#include "guard.bpf.h"
 #include <bpf/bpf_tracing.h>
 
 #define LW_SAM_STAT_CHECK_CONDITION 0x02
@@ -75,16 +76,28 @@ static __always_inline int lw_handle_done(struct scsi_cmnd___lw *cmd)
 		bpf_probe_read_kernel(sense, sizeof(sense), sb);
 
 	/* Rate limit per device; a different (result, key, asc, ascq) always passes. */
+	/* Load every byte we may need at a constant offset first: a computed
+	 * stack offset (the compiler merges the two layouts' loads) is refused
+	 * by the verifier ("bitwise operator on pointer"). */
+	__u8 fmt = sense[0] & 0x7f;
+	__u8 s1 = sense[1], s2 = sense[2], s3 = sense[3], s12 = sense[12], s13 = sense[13];
+	asm volatile("" : "+r"(s1), "+r"(s2), "+r"(s3), "+r"(s12), "+r"(s13));
 	__u8 key = 0, asc = 0, ascq = 0;
-	if ((sense[0] & 0x7f) >= 0x72) { /* descriptor format */
-		key = sense[1] & 0xf;
-		asc = sense[2];
-		ascq = sense[3];
-	} else if ((sense[0] & 0x7f) >= 0x70) { /* fixed format */
-		key = sense[2] & 0xf;
-		asc = sense[12];
-		ascq = sense[13];
+	if (fmt >= 0x72) { /* descriptor format */
+		key = s1 & 0xf;
+		asc = s2;
+		ascq = s3;
+	} else if (fmt >= 0x70) { /* fixed format */
+		key = s2 & 0xf;
+		asc = s12;
+		ascq = s13;
 	}
+	/* Identity may have changed under the holders: close guarded devices now. */
+	if (key == 5 && (asc == 0x25 || asc == 0x68))
+		lw_guard_close(~0U, ~0ULL, dev, LW_CLOSE_LUN_NOT_SUPPORTED);
+	else if (key == 6 && (asc == 0x3f || asc == 0x29))
+		lw_guard_close(~0U, ~0ULL, dev, LW_CLOSE_UNIT_ATTENTION);
+
 	__u32 rkey = ((__u32)result << 8) ^ ((__u32)key << 16) ^ ((__u32)asc << 8) ^ ascq;
 	__u64 now = bpf_ktime_get_ns();
 	__u16 suppressed = 0;

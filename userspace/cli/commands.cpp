@@ -13,17 +13,19 @@
 
 #include "common/log.h"
 #include "detect/annotate.h"
+#include "detect/correlator.h"
+#include "sinks/alerts.h"
+#include "sinks/recording.h"
 #include "inventory/cgroups.h"
 #include "probes/loader.h"
 #include "sinks/json.h"
+#include "sinks/metrics.h"
+#include <nlohmann/json.hpp>
 #include "topology/devnames.h"
 #include "version.h"
 
 namespace lunwatch::cli {
 namespace {
-
-std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop = true; }
 
 std::string kernel_release() {
   struct utsname u {};
@@ -41,7 +43,9 @@ const char* status_word(v1::HookStatus s) {
   }
 }
 
-void write_stats(const std::string& path, const probes::Probes& p) {
+}  // namespace
+
+void write_stats_file(const std::string& path, const probes::Probes& p) {
   std::ofstream out(path);
   out << "{\"flows\":[";
   bool first = true;
@@ -72,8 +76,6 @@ void write_stats(const std::string& path, const probes::Probes& p) {
       << ",\"unknown\":" << c.decode_unknown << ",\"bad_size\":" << c.decode_bad_size << "}}\n";
 }
 
-}  // namespace
-
 int exit_code(Errc code) {
   switch (code) {
     case Errc::kOk: return 0;
@@ -86,68 +88,25 @@ int exit_code(Errc code) {
   }
 }
 
-int cmd_run(const RunOptions& o) {
-  probes::ProbeOptions po;
-  po.disabled_hooks.insert(o.disabled_hooks.begin(), o.disabled_hooks.end());
-  po.verbose = o.verbose;
-  po.btf_dir = o.btf_dir;
-  po.run_stats = o.bpf_stats;
-  auto probes = probes::Probes::make(po);
-  if (!probes.ok()) {
-    log::error(probes.error().message);
-    return exit_code(probes.error().code);
-  }
-  int attached = 0;
-  for (const auto& h : probes.value()->hook_states()) {
-    if (h.status() == v1::HOOK_ATTACHED) attached++;
-    else log::info("hook " + h.name() + ": " + status_word(h.status()) + (h.reason().empty() ? "" : ": " + h.reason()));
-  }
-  log::info("watching with " + std::to_string(attached) + " hooks attached");
-
-  std::FILE* out = nullptr;
-  if (!o.events_file.empty()) {
-    out = std::fopen(o.events_file.c_str(), "a");
-    if (!out) {
-      log::error("cannot open events file " + o.events_file);
-      return 1;
+int cmd_replay(const std::string& path, const std::string& format, bool events) {
+  detect::Correlator correlator;
+  sinks::AlertWriter alerts(stdout, format == "falco" ? sinks::AlertFormat::kFalco : sinks::AlertFormat::kJson);
+  sinks::JsonLines ev_out(stdout);
+  uint64_t n_alerts = 0;
+  auto r = sinks::read_recording(path, [&](v1::Event&& ev) {
+    if (events && !ev.has_topology() && !ev.has_inventory()) ev_out.write(ev);
+    detect::Output out;
+    correlator.on_event(ev, out);
+    for (const auto& a : out.alerts) {
+      alerts.write(a);
+      n_alerts++;
     }
-  } else if (o.events) {
-    out = stdout;
+  });
+  if (!r.ok()) {
+    log::error(r.error().message);
+    return 1;
   }
-  sinks::JsonLines sink(out ? out : stdout);
-
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  if (!o.ready_file.empty()) std::ofstream(o.ready_file) << getpid() << "\n";
-
-  topology::DeviceNames names;
-  inventory::CgroupPaths cgroups;
-  detect::Annotator annotator(names, cgroups);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(o.duration_s);
-  probes::EventHandler handler = [&](v1::Event&& ev) {
-    annotator.annotate(ev);
-    if (out) sink.write(ev);
-  };
-  while (!g_stop) {
-    if (o.duration_s > 0 && std::chrono::steady_clock::now() >= deadline) break;
-    int rc = probes.value()->poll(200, handler);
-    if (rc < 0) {
-      log::error(std::string("ring buffer poll failed: ") + strerror(-rc));
-      break;
-    }
-  }
-  // Drain what is left so nothing seen is lost on a clean stop.
-  probes.value()->poll(0, handler);
-  if (!o.stats_file.empty()) write_stats(o.stats_file, *probes.value());
-  if (out && out != stdout) std::fclose(out);
-  auto drops = probes.value()->drops();
-  uint64_t dropped = 0;
-  for (size_t i = 0; i < drops.size(); ++i)
-    if (i != LW_DROP_ERROR_RATELIMIT) dropped += drops[i];
-  log::info("stopped: " + std::to_string(probes.value()->consumer_stats().events) + " events, " +
-            std::to_string(dropped) + " dropped");
+  log::info("replayed " + std::to_string(r.value()) + " events: " + std::to_string(n_alerts) + " alerts");
   return 0;
 }
 
@@ -155,6 +114,7 @@ int cmd_probes(bool json, bool verbose, const std::string& btf_dir) {
   probes::ProbeOptions po;
   po.verbose = verbose;
   po.btf_dir = btf_dir;
+  po.guard = true;  // report whether the guard's LSM programs load here (mode stays as pinned)
   std::vector<v1::HookState> states;
   std::string note;
   auto probes = probes::Probes::make(po);
@@ -187,6 +147,26 @@ int cmd_probes(bool json, bool verbose, const std::string& btf_dir) {
 int cmd_version() {
   std::printf("lunwatch %s (libbpf %d.%d, kernel %s)\n", LUNWATCH_VERSION, libbpf_major_version(),
               libbpf_minor_version(), kernel_release().c_str());
+  return 0;
+}
+
+}  // namespace lunwatch::cli
+
+namespace lunwatch::cli {
+
+int cmd_metrics(bool json) {
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& m : sinks::metric_catalog())
+      out.push_back({{"name", m.name}, {"type", m.type}, {"help", m.help}, {"labels", m.labels}});
+    std::cout << out.dump(1) << "\n";
+    return 0;
+  }
+  for (const auto& m : sinks::metric_catalog()) {
+    std::string labels;
+    for (const auto& l : m.labels) labels += (labels.empty() ? "" : ",") + l;
+    std::printf("%-52s %-8s {%s} %s\n", m.name.c_str(), m.type.c_str(), labels.c_str(), m.help.c_str());
+  }
   return 0;
 }
 

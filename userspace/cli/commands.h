@@ -6,6 +6,10 @@
 
 #include "common/result.h"
 
+namespace lunwatch::probes {
+class Probes;
+}
+
 namespace lunwatch::cli {
 
 struct RunOptions {
@@ -20,9 +24,33 @@ struct RunOptions {
   bool verbose = false;
 };
 
-int cmd_run(const RunOptions& options);
+int cmd_replay(const std::string& path, const std::string& format, bool events);
+struct TopologyOptions {
+  bool json = false;
+  bool verify = true;
+  double verify_timeout_s = 3;
+  std::string sysfs_root = "/sys";
+  std::string libvirt_dir = "/run/libvirt/qemu";
+  bool libvirt = true;
+  std::vector<std::string> attachment_files;
+  std::string state_file = "/var/lib/lunwatch/bindings.json";
+};
+
+// Exit status: 0 nothing wrong, 1 findings.
+int cmd_topology(const TopologyOptions& options);
 int cmd_probes(bool json, bool verbose, const std::string& btf_dir);
 int cmd_version();
+
+struct GuardCommand {
+  std::string action = "status";  // status, mode, release, quarantine
+  std::string arg;
+  std::string pin_dir = "/sys/fs/bpf/lunwatch";
+};
+int cmd_guard(const GuardCommand& g);
+int cmd_metrics(bool json);
+
+// Kernel flow counters, drops, program stats and consumer counters as JSON.
+void write_stats_file(const std::string& path, const probes::Probes& p);
 
 // Process exit code for an error that stops a command.
 int exit_code(Errc code);

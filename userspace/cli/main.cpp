@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/cmd_audit.h"
+#include "cli/agent.h"
 #include "cli/commands.h"
 #include "common/log.h"
 
@@ -17,8 +19,9 @@ int main(int argc, char** argv) {
   std::string btf_dir = "/sys/kernel/btf";
   app.add_option("--btf-dir", btf_dir, "where the kernel's BTF lives (vmlinux and modules)")->capture_default_str();
 
-  lunwatch::cli::RunOptions run;
-  auto* run_cmd = app.add_subcommand("run", "load the probes and watch");
+  lunwatch::cli::AgentOptions agent;
+  auto& run = agent.run;
+  auto* run_cmd = app.add_subcommand("run", "load the probes, watch, and alert on cross-instance access");
   run_cmd->add_flag("--events", run.events, "print every event as one JSON line on stdout");
   run_cmd->add_option("--events-file", run.events_file, "append event JSON lines to this file instead of stdout");
   run_cmd->add_option("--duration", run.duration_s, "stop after this many seconds (0: until SIGINT/SIGTERM)");
@@ -27,6 +30,72 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--ready-file", run.ready_file, "create this file once every probe is attached");
   run_cmd->add_option("--stats-file", run.stats_file,
                       "on exit, write kernel flow counters, drops and program stats as JSON here");
+  run_cmd->add_option("--alerts-file", agent.alerts_file, "append alerts (JSON lines) here instead of stdout");
+  run_cmd->add_option("--alert-format", agent.alert_format, "json (lunwatch's Alert) or falco (Falcosidekick)")
+      ->check(CLI::IsMember({"json", "falco"}))
+      ->capture_default_str();
+  run_cmd->add_option("--record", agent.record_file, "record every correlator input here, for `lunwatch replay`");
+  run_cmd->add_option("--libvirt-dir", agent.libvirt_dir, "libvirt's live domain XML folder")->capture_default_str();
+  run_cmd->add_flag("!--no-libvirt", agent.libvirt, "do not read libvirt domain XML");
+  run_cmd->add_option("--attachments", agent.attachment_files,
+                      "JSON attachment records: a file or a folder of *.json (repeatable)");
+  run_cmd->add_option("--sysfs", agent.sysfs_root, "sysfs root")->capture_default_str();
+  run_cmd->add_option("--state-file", agent.state_file, "bound identities (attachment -> WWID), kept across restarts")
+      ->capture_default_str();
+  run_cmd->add_option("--inventory-interval", agent.inventory_interval_s, "seconds between attachment source refreshes")
+      ->capture_default_str();
+  run_cmd->add_option("--topology-interval", agent.topology_interval_s, "seconds between full sysfs re-reads")
+      ->capture_default_str();
+  run_cmd->add_option("--verify-interval", agent.verify_interval_s,
+                      "seconds between periodic SG_IO re-verification of every SCSI device")
+      ->capture_default_str();
+  run_cmd->add_option("--verify-timeout", agent.verify_timeout_s, "SG_IO INQUIRY timeout in seconds")
+      ->capture_default_str();
+  run_cmd->add_option("--orphan-grace", agent.orphan_grace_s,
+                      "seconds a device may stay unexplained before ORPHAN_DEVICE")
+      ->capture_default_str();
+  run_cmd->add_option("--metrics-listen", agent.metrics_listen,
+                      "serve Prometheus /metrics on addr:port (\"\" to turn off)")
+      ->capture_default_str();
+  run_cmd->add_option("--guard", agent.guard_mode,
+                      "guard mode: off, monitor (report what would be refused), enforce (refuse it)")
+      ->check(CLI::IsMember({"off", "monitor", "enforce"}))
+      ->capture_default_str();
+  run_cmd->add_option("--hostname", agent.hostname, "name of this hypervisor in alerts (default: gethostname)");
+
+  lunwatch::cli::GuardCommand guard_cmd_opts;
+  auto* guard_cmd = app.add_subcommand("guard", "the guard's policy: status, mode, release, quarantine");
+  guard_cmd->require_subcommand(0, 1);
+  auto* g_status = guard_cmd->add_subcommand("status", "mode, guarded devices, owners, denials");
+  auto* g_mode = guard_cmd->add_subcommand("mode", "set the guard mode now (off, monitor, enforce)");
+  g_mode->add_option("MODE", guard_cmd_opts.arg)->required()->check(CLI::IsMember({"off", "monitor", "enforce"}));
+  auto* g_release = guard_cmd->add_subcommand("release", "stop guarding DEVICE (until the agent re-arms it)");
+  g_release->add_option("DEVICE", guard_cmd_opts.arg, "/dev/dm-0, dm-0 or 254:0")->required();
+  auto* g_quar = guard_cmd->add_subcommand("quarantine", "refuse DEVICE to every process but the allowlist");
+  g_quar->add_option("DEVICE", guard_cmd_opts.arg, "/dev/dm-0, dm-0 or 254:0")->required();
+  (void)g_status;
+
+  bool metrics_json = false;
+  auto* metrics_cmd = app.add_subcommand("metrics", "list every Prometheus metric lunwatch exports");
+  metrics_cmd->add_flag("--json", metrics_json, "as JSON");
+
+  lunwatch::cli::TopologyOptions topo;
+  auto* topo_cmd = app.add_subcommand("topology", "who uses what: instance -> volume -> dm -> paths, with verified WWIDs");
+  topo_cmd->add_flag("--json", topo.json, "one JSON document (TopologyReport)");
+  topo_cmd->add_flag("!--no-verify", topo.verify, "do not send SG_IO INQUIRY (show cached identities only)");
+  topo_cmd->add_option("--verify-timeout", topo.verify_timeout_s, "SG_IO INQUIRY timeout in seconds");
+  topo_cmd->add_option("--sysfs", topo.sysfs_root, "sysfs root")->capture_default_str();
+  topo_cmd->add_option("--libvirt-dir", topo.libvirt_dir, "libvirt's live domain XML folder")->capture_default_str();
+  topo_cmd->add_flag("!--no-libvirt", topo.libvirt, "do not read libvirt domain XML");
+  topo_cmd->add_option("--attachments", topo.attachment_files, "JSON attachment records (file or folder, repeatable)");
+  topo_cmd->add_option("--state-file", topo.state_file, "bound identities")->capture_default_str();
+
+  std::string replay_file, replay_format = "json";
+  bool replay_events = false;
+  auto* replay_cmd = app.add_subcommand("replay", "run the correlator on a recording and print its alerts");
+  replay_cmd->add_option("FILE", replay_file, "a recording from `lunwatch run --record`")->required();
+  replay_cmd->add_option("--alert-format", replay_format, "json or falco")->check(CLI::IsMember({"json", "falco"}));
+  replay_cmd->add_flag("--events", replay_events, "print the events too");
 
   bool probes_json = false;
   auto* probes_cmd = app.add_subcommand("probes", "show every hook and its state on this kernel");
@@ -35,6 +104,7 @@ int main(int argc, char** argv) {
   app.add_subcommand("version", "print the version");
 
   // Subcommands owned by other stages register below this line, one each.
+  auto* audit_cmd = lunwatch::cli::add_audit_command(app);
   // (end of subcommand registrations)
 
   try {
@@ -46,7 +116,17 @@ int main(int argc, char** argv) {
   run.verbose = verbose;
   run.btf_dir = btf_dir;
 
-  if (*run_cmd) return lunwatch::cli::cmd_run(run);
+  if (*run_cmd) return lunwatch::cli::run_agent(agent);
+  if (*guard_cmd) {
+    if (*g_mode) guard_cmd_opts.action = "mode";
+    if (*g_release) guard_cmd_opts.action = "release";
+    if (*g_quar) guard_cmd_opts.action = "quarantine";
+    return lunwatch::cli::cmd_guard(guard_cmd_opts);
+  }
+  if (*metrics_cmd) return lunwatch::cli::cmd_metrics(metrics_json);
+  if (*topo_cmd) return lunwatch::cli::cmd_topology(topo);
+  if (*replay_cmd) return lunwatch::cli::cmd_replay(replay_file, replay_format, replay_events);
   if (*probes_cmd) return lunwatch::cli::cmd_probes(probes_json, verbose, btf_dir);
+  if (*audit_cmd) return lunwatch::cli::cmd_audit();
   return lunwatch::cli::cmd_version();
 }

@@ -88,7 +88,9 @@ Correlator::Dev* Correlator::find_name(const std::string& name) {
 
 void Correlator::link(const std::string& upper, const std::string& lower) {
   auto& u = dev(upper).v.lowers;
-  if (std::find(u.begin(), u.end(), lower) == u.end()) u.push_back(lower);
+  if (std::find(u.begin(), u.end(), lower) != u.end()) return;
+  invalidate();
+  u.push_back(lower);
   auto& l = dev(lower).v.uppers;
   if (std::find(l.begin(), l.end(), upper) == l.end()) l.push_back(upper);
 }
@@ -144,6 +146,29 @@ Correlator::Identity Correlator::identity_of(const std::string& d) const {
   return id;
 }
 
+const Correlator::Index& Correlator::index() const {
+  if (!index_.dirty) return index_;
+  index_.by_dev.clear();
+  index_.by_volume.clear();
+  index_.by_pair.clear();
+  for (const auto* a : all_attachments()) {
+    for (const auto& d : attachment_devs(*a)) index_.by_dev[d].push_back(a);
+    if (!a->volume_id().empty()) index_.by_volume[a->volume_id()].push_back(a);
+    if (a->source() != v1::SOURCE_LIBVIRT) index_.by_pair[BindingStore::key(a->instance_uuid(), a->volume_id())].push_back(a);
+  }
+  index_.dirty = false;
+  return index_;
+}
+
+namespace {
+const std::vector<const v1::Attachment*>& lookup(const std::map<std::string, std::vector<const v1::Attachment*>>& m,
+                                                 const std::string& k) {
+  static const std::vector<const v1::Attachment*> kEmpty;
+  auto it = m.find(k);
+  return it == m.end() ? kEmpty : it->second;
+}
+}  // namespace
+
 std::vector<const v1::Attachment*> Correlator::all_attachments() const {
   std::vector<const v1::Attachment*> out;
   for (const auto& [kind, snap] : sources_)
@@ -191,8 +216,8 @@ std::vector<Correlator::Owner> Correlator::owners_of(const std::string& wwid, co
   // Arrays that report the Cinder volume id as the unit serial (LIO does)
   // name the owner even before any binding.
   if (is_uuid_like(serial)) {
-    for (const auto* a : all_attachments()) {
-      if (a->volume_id() != serial || gone(a->status()) || a->instance_uuid().empty()) continue;
+    for (const auto* a : lookup(index().by_volume, serial)) {
+      if (gone(a->status()) || a->instance_uuid().empty()) continue;
       if (seen.insert(a->instance_uuid() + "|" + a->volume_id()).second)
         out.push_back({a->instance_uuid(), a->instance_name(), a->volume_id(), a->attachment_id()});
     }
@@ -205,15 +230,12 @@ v1::AttachmentStatus Correlator::cinder_status(const std::string& instance_uuid,
   *known = false;
   v1::AttachmentStatus best = v1::ATTACHMENT_STATUS_UNKNOWN;
   bool any_source = false;
-  for (const auto& [kind, snap] : sources_) {
-    if (kind == v1::SOURCE_LIBVIRT || snap.last_good_unix_ms() == 0) continue;
-    any_source = true;
-    for (const auto& a : snap.attachments()) {
-      if (a.instance_uuid() != instance_uuid || a.volume_id() != volume_id) continue;
-      // An attached record anywhere wins over deleted ones (re-attach keeps old rows).
-      if (!gone(a.status())) return *known = true, a.status();
-      best = a.status();
-    }
+  for (const auto& [kind, snap] : sources_)
+    if (kind != v1::SOURCE_LIBVIRT && snap.last_good_unix_ms() > 0) any_source = true;
+  for (const auto* a : lookup(index().by_pair, BindingStore::key(instance_uuid, volume_id))) {
+    // An attached record anywhere wins over deleted ones (re-attach keeps old rows).
+    if (!gone(a->status())) return *known = true, a->status();
+    best = a->status();
   }
   if (!any_source) return v1::ATTACHMENT_STATUS_UNKNOWN;
   *known = true;
@@ -235,9 +257,7 @@ bool Correlator::is_volume_device(const std::string& d) const {
         (it->second.v.scsi->transport() == v1::TRANSPORT_ISCSI || it->second.v.scsi->transport() == v1::TRANSPORT_FC))
       return true;
   }
-  for (const auto* a : all_attachments())
-    if (attachment_devs(*a).count(d)) return true;
-  return false;
+  return index().by_dev.count(d) > 0;
 }
 
 void Correlator::request_verify(const std::string& d, v1::VerifyReason why, Output& out) {
@@ -385,6 +405,9 @@ void Correlator::on_event(const v1::Event& ev, Output& out) {
     case v1::Event::kBindings:
       bindings_.load(ev.bindings());
       break;
+    case v1::Event::kGuard:
+      on_guard(ev, out);
+      break;
     default:
       break;
   }
@@ -394,8 +417,9 @@ void Correlator::on_flow(const v1::Event& ev, Output& out) {
   const auto& f = ev.flow();
   auto& d = dev(f.dev());
   if (!f.dev_name().empty()) d.v.name = f.dev_name();
-  flows_[{f.pid(), f.dev()}] = ev;
   if (!f.instance().uuid().empty() || !f.instance().name().empty()) {
+    auto& pids = instance_pids_[f.instance().uuid().empty() ? f.instance().name() : f.instance().uuid()];
+    if (pids.size() < 64) pids.insert(f.pid());
     evaluate_instance_flow(ev, out);
     return;
   }
@@ -442,8 +466,8 @@ void Correlator::evaluate_instance_flow(const v1::Event& ev, Output& out) {
       a.set_owner_volume_id(o.volume_id);
       a.set_owner_attachment_id(o.attachment_id);
       // The actor's own volume on this device, if it has one.
-      for (const auto* att : all_attachments())
-        if (same_instance(*att, me) && attachment_devs(*att).count(f.dev())) {
+      for (const auto* att : lookup(index().by_dev, f.dev()))
+        if (same_instance(*att, me)) {
           a.set_volume_id(att->volume_id());
           if (const auto* b = bindings_.find(me.uuid(), att->volume_id())) a.set_expected_wwid(b->wwid());
           break;
@@ -459,9 +483,8 @@ void Correlator::evaluate_instance_flow(const v1::Event& ev, Output& out) {
   }
 
   // The instance's own attachment on this device: is it still attached in Cinder?
-  for (const auto* att : all_attachments()) {
+  for (const auto* att : lookup(index().by_dev, f.dev())) {
     if (att->source() != v1::SOURCE_LIBVIRT || !same_instance(*att, me)) continue;  // Nova's view vs Cinder's
-    if (!attachment_devs(*att).count(f.dev())) continue;
     bool known = false;
     auto st = cinder_status(me.uuid(), att->volume_id(), &known);
     if (!known || !gone(st)) continue;
@@ -477,6 +500,39 @@ void Correlator::evaluate_instance_flow(const v1::Event& ev, Output& out) {
                   v1::AttachmentStatus_Name(st) + " in Cinder");
     fire(std::move(a), out);
   }
+}
+
+// The guard refused (or would refuse) I/O: no bio was submitted, so this is
+// the only sign of the attempt. Judge it like a flow, and say it was refused.
+void Correlator::on_guard(const v1::Event& ev, Output& out) {
+  const auto& g = ev.guard();
+  v1::Event as_flow = ev;
+  auto* f = as_flow.mutable_flow();
+  f->set_pid(g.pid());
+  f->set_tid(g.pid());
+  f->set_comm(g.comm());
+  f->set_dev(g.dev());
+  f->set_dev_name(g.dev_name());
+  f->set_op(g.write() ? v1::OP_WRITE : v1::OP_READ);
+  *f->mutable_instance() = g.instance();
+  size_t before = out.alerts.size();
+  if (!g.instance().uuid().empty() || !g.instance().name().empty()) evaluate_instance_flow(as_flow, out);
+  for (size_t i = before; i < out.alerts.size(); ++i) {
+    out.alerts[i].set_denied(g.denied());
+    *out.alerts[i].mutable_trigger() = ev;
+    active_[out.alerts[i].id()].set_denied(g.denied());
+  }
+  const auto& me = g.instance();
+  auto a = make_alert(v1::GUARD_DENIED, label(me) + "/" + g.dev(), ev);
+  *a.mutable_instance() = me;
+  a.set_pid(g.pid());
+  a.set_comm(g.comm());
+  a.set_denied(g.denied());
+  describe_device(g.dev(), a);
+  a.set_summary(std::string(g.denied() ? "guard refused " : "guard would refuse (monitor) ") +
+                (g.write() ? "a write" : "a read") + " by " + label(me) + " (pid " + std::to_string(g.pid()) +
+                ", " + g.comm() + ") on " + (g.dev_name().empty() ? g.dev() : g.dev_name()) + " (" + g.state() + ")");
+  fire(std::move(a), out);
 }
 
 void Correlator::on_error(const v1::Event& ev, Output& out) {
@@ -542,6 +598,7 @@ void Correlator::on_lifecycle(const v1::Event& ev, Output& out) {
 
 void Correlator::on_topology(const v1::Event& ev, Output& out) {
   const auto& t = ev.topology();
+  invalidate();
   std::set<std::string> present;
   for (const auto& s : t.devices()) {
     if (s.dev().empty()) continue;
@@ -589,6 +646,7 @@ void Correlator::on_topology(const v1::Event& ev, Output& out) {
 
 void Correlator::on_inventory(const v1::Event& ev, Output& out) {
   sources_[ev.inventory().kind()] = ev.inventory();
+  invalidate();
   try_bind_all(out);
   check_divergence(ev, out);
   check_orphans(ev, out);
@@ -664,7 +722,7 @@ void Correlator::check_device(const std::string& x, const v1::Event& trigger, Ou
   }
 
   if (!id.complete || id.mismatch) return;
-  for (const auto* att : all_attachments()) {
+  for (const auto* att : lookup(index().by_dev, x)) {
     if (!holder_record(*att) || att->resolved_dev() != x) continue;
     const auto* b = bindings_.find(att->instance_uuid(), att->volume_id());
     if (!b) continue;

@@ -72,25 +72,41 @@ class Correlator {
   // Devices no attachment explains (after the grace period or not).
   std::vector<std::string> orphans() const;
   uint64_t events_seen() const { return events_; }
+  // Processes seen doing I/O for each instance (by uuid): the guard's owners.
+  const std::map<std::string, std::set<uint32_t>>& instance_pids() const { return instance_pids_; }
 
- private:
-  struct Dev {
-    DeviceView v;
-    uint64_t first_seen_ns = 0;
-  };
-  struct Identity {
+  struct DeviceIdentity {
     std::string wwid;
     std::string serial;
     bool complete = false;  // every path verified
     bool mismatch = false;  // paths disagree
     std::vector<std::string> leaves;
   };
+  DeviceIdentity device_identity(const std::string& dev) const { return identity_of(dev); }
+
+ private:
+  struct Dev {
+    DeviceView v;
+    uint64_t first_seen_ns = 0;
+  };
+  using Identity = DeviceIdentity;
   struct Owner {
     std::string instance_uuid;
     std::string instance_name;
     std::string volume_id;
     std::string attachment_id;
   };
+
+  // Indexes over the attachments, rebuilt lazily when sources or the device
+  // stack change, so judging a flow does not scan every attachment.
+  struct Index {
+    bool dirty = true;
+    std::map<std::string, std::vector<const v1::Attachment*>> by_dev;     // device -> attachments on it
+    std::map<std::string, std::vector<const v1::Attachment*>> by_volume;  // volume id -> attachments
+    std::map<std::string, std::vector<const v1::Attachment*>> by_pair;    // instance|volume -> non-libvirt records
+  };
+  const Index& index() const;
+  void invalidate() { index_.dirty = true; }
 
   Dev& dev(const std::string& d);
   Dev* find_dev(const std::string& d);
@@ -114,6 +130,7 @@ class Correlator {
   void on_inventory(const v1::Event& ev, Output& out);
   void on_lifecycle(const v1::Event& ev, Output& out);
   void on_error(const v1::Event& ev, Output& out);
+  void on_guard(const v1::Event& ev, Output& out);
   void check_device(const std::string& d, const v1::Event& trigger, Output& out);
   void try_bind_all(Output& out);
   void check_divergence(const v1::Event& trigger, Output& out);
@@ -128,11 +145,12 @@ class Correlator {
   CorrelatorOptions opt_;
   std::map<std::string, Dev> devs_;  // by "major:minor"
   std::map<v1::SourceKind, v1::SourceSnapshot> sources_;
-  std::map<std::pair<uint32_t, std::string>, v1::Event> flows_;     // (pid, dev) -> first event
   std::map<std::string, std::vector<v1::Event>> pending_flows_;    // waiting for an identity
   std::map<std::string, v1::Alert> active_;                        // by alert id
   std::map<std::string, uint64_t> orphan_since_;
+  std::map<std::string, std::set<uint32_t>> instance_pids_;
   BindingStore bindings_;
+  mutable Index index_;
   uint64_t now_ns_ = 0;
   int64_t now_unix_ms_ = 0;
   uint64_t events_ = 0;

@@ -20,6 +20,8 @@ static_assert(sizeof(lw_bind_event) == 16 + 24 + 8 + 24 + LW_NAME_LEN);
 static_assert(sizeof(lw_error_event) == 16 + 24 + 12 + 4 + LW_SENSE_LEN + LW_NAME_LEN);
 static_assert(sizeof(lw_lifecycle_event) == 16 + 24 + 24 + LW_NAME_LEN);
 static_assert(sizeof(lw_flow_key) == 8);
+static_assert(sizeof(lw_guard_event) == 16 + 32 + LW_COMM_LEN);
+static_assert(sizeof(lw_guard_dev) == 32 + 4 * LW_GUARD_MAX_OWNERS + 16 * LW_GUARD_MAX_PATHS);
 static_assert(sizeof(lw_flow_val) == 56);
 
 namespace {
@@ -166,6 +168,24 @@ Result<v1::Event> decode_event(std::span<const uint8_t> rec) {
         else l->set_path_name(name);
       }
       l->set_pid(e.tgid);
+      break;
+    }
+    case LW_EV_GUARD: {
+      if (!need(sizeof(lw_guard_event))) return truncated("guard", sizeof(lw_guard_event));
+      auto e = load<lw_guard_event>(body);
+      auto* g = ev.mutable_guard();
+      g->set_pid(e.tgid);
+      g->set_comm(bounded(e.comm, sizeof e.comm));
+      g->set_dev(dev_string(e.dev));
+      g->set_state(e.state == LW_GUARD_VERIFIED     ? "verified"
+                   : e.state == LW_GUARD_UNVERIFIED ? "unverified"
+                   : e.state == LW_GUARD_QUARANTINE ? "quarantined"
+                                                    : "unknown");
+      g->set_mode(e.mode == LW_GUARD_ENFORCE ? v1::GUARD_ENFORCE
+                  : e.mode == LW_GUARD_MONITOR ? v1::GUARD_MONITOR
+                                               : v1::GUARD_OFF);
+      g->set_denied(e.denied != 0);
+      g->set_write((e.mask & 2) != 0);
       break;
     }
     default:

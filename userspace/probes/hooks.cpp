@@ -8,6 +8,7 @@ const char* attach_kind_name(AttachKind k) {
     case AttachKind::kRawTp: return "raw_tp";
     case AttachKind::kFentry: return "fentry";
     case AttachKind::kKprobe: return "kprobe";
+    case AttachKind::kLsm: return "lsm";
   }
   return "?";
 }
@@ -48,6 +49,10 @@ const std::vector<HookSpec>& hook_specs() {
       function("iscsi", "iscsi_conn_error", "iscsi_conn_error_event", "lw_iscsi_err", "iSCSI connection error"),
       function("iscsi", "iscsi_conn_login", "iscsi_conn_login_event", "lw_iscsi_login", "iSCSI login state change"),
       function("dm", "dm_path_event", "dm_path_uevent", "lw_dm_path", "dm-multipath path failed / reinstated"),
+      {"guard_file_permission", "guard", "file_permission", "guard: refuse read/write of a guarded block device",
+       {{"lw_guard_perm", AttachKind::kLsm}}},
+      {"guard_file_open", "guard", "file_open", "guard: refuse opening a guarded block device",
+       {{"lw_guard_open", AttachKind::kLsm}}},
   };
   return specs;
 }

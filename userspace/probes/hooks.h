@@ -7,7 +7,7 @@
 
 namespace lunwatch::probes {
 
-enum class AttachKind { kTpBtf, kRawTp, kFentry, kKprobe };
+enum class AttachKind { kTpBtf, kRawTp, kFentry, kKprobe, kLsm };
 const char* attach_kind_name(AttachKind k);
 
 struct Alternative {

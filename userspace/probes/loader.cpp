@@ -21,6 +21,10 @@
 #include "probes/decode.h"
 #include "probes/features.h"
 #include "probes/hooks.h"
+#include "guard/maps.h"
+#include <sys/mount.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 
 namespace lunwatch::probes {
 namespace {
@@ -32,11 +36,15 @@ std::string* g_capture = nullptr;
 bool g_verbose = false;
 
 int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
-  char buf[4096];
-  vsnprintf(buf, sizeof buf, fmt, args);
+  // Verifier logs arrive as one message of many KiB: keep all of it.
+  char* heap = nullptr;
+  if (vasprintf(&heap, fmt, args) < 0 || !heap) return 0;
+  std::string buf(heap);
+  free(heap);
   std::lock_guard<std::mutex> lock(g_print_mu);
   if (g_capture) g_capture->append(buf);
   if (g_verbose || (level == LIBBPF_WARN && !g_capture)) log::write(log::Level::kDebug, buf);
+  (void)level;
   return 0;
 }
 
@@ -128,6 +136,17 @@ void choose(Choice& c, KernelFeatures& kf) {
           why = "function " + c.spec->target + " not in this kernel (nor in any loaded module's BTF)";
         }
         break;
+      case AttachKind::kLsm: {
+        std::string why_not;
+        if (!kf.find_function("bpf_lsm_" + c.spec->target)) {
+          why = "this kernel has no BPF LSM hook " + c.spec->target + " (CONFIG_BPF_LSM)";
+        } else if (!guard::bpf_lsm_active(&why_not)) {
+          why = why_not + ": guard unavailable, detection only";
+        } else {
+          return;
+        }
+        break;
+      }
       case AttachKind::kKprobe:
         if (!kf.kprobes_supported()) {
           why += why.empty() ? "" : "; ";
@@ -156,7 +175,11 @@ std::vector<Choice> initial_choices(const ProbeOptions& opt, KernelFeatures& kf)
     c.state.set_subsystem(spec.subsystem);
     c.state.set_purpose(spec.purpose);
     c.state.set_target(spec.target);
-    if (opt.disabled_hooks.count(spec.name)) {
+    if (spec.subsystem == "guard" && !opt.guard) {
+      c.alt = spec.alternatives.size();
+      c.state.set_status(v1::HOOK_DISABLED);
+      c.state.set_reason("guard mode off");
+    } else if (opt.disabled_hooks.count(spec.name)) {
       c.alt = spec.alternatives.size();
       c.state.set_status(v1::HOOK_DISABLED);
       c.state.set_reason("disabled by configuration");
@@ -240,6 +263,17 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
   }
   libbpf_set_print(libbpf_print);
 
+  // Pinned guard maps need bpffs at the pin dir's parent.
+  {
+    auto parent = std::filesystem::path(options.pin_dir).parent_path();
+    struct statfs sfs {};
+    if (statfs(parent.c_str(), &sfs) != 0 || sfs.f_type != BPF_FS_MAGIC)
+      ::mount("bpf", parent.c_str(), "bpf", 0, nullptr);
+    std::error_code ec;
+    std::filesystem::create_directories(options.pin_dir, ec);
+  }
+  bool cleared_pins = false;
+
   KernelFeatures kf(options.btf_dir);
   if (!kf.has_vmlinux_btf())
     return make_error(Errc::kNoBtf, "kernel BTF unreadable: " + options.btf_dir + "/vmlinux");
@@ -252,7 +286,8 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
   for (size_t attempt = 0; attempt < max_attempts; ++attempt) {
     auto impl = std::make_unique<Impl>();
     CaptureScope capture;
-    impl->skel.reset(lunwatch_bpf__open());
+    LIBBPF_OPTS(bpf_object_open_opts, oopts, .pin_root_path = options.pin_dir.c_str());
+    impl->skel.reset(lunwatch_bpf__open_opts(&oopts));
     if (!impl->skel) {
       int err = errno;
       return make_error(Errc::kLoadFailed, std::string("cannot open BPF object: ") + strerror(err));
@@ -279,16 +314,34 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
     impl->skel->rodata->lw_rescan_takes_sdev = rescan_takes_sdev;
 
     int err = lunwatch_bpf__load(impl->skel.get());
+    if (err && !cleared_pins && capture.text.find("couldn't reuse pinned map") != std::string::npos) {
+      // Pinned maps from an older lunwatch with another layout: start them afresh.
+      log::warn("pinned guard maps in " + options.pin_dir + " do not match this build; recreating them");
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(options.pin_dir, ec))
+        if (e.path().filename().string().rfind("link_", 0) != 0) ::unlink(e.path().c_str());
+      cleared_pins = true;
+      continue;
+    }
     if (err) {
       static const std::regex failed_re(R"(prog '([A-Za-z0-9_]+)': failed to load)");
       std::smatch m;
       if (std::regex_search(capture.text, m, failed_re) && by_prog.count(m[1].str())) {
         Choice* c = by_prog[m[1].str()];
         c->state.set_status(v1::HOOK_FAILED);
-        c->state.set_reason("load of " + m[1].str() + " failed: " + strerror(-err) + ": " +
-                            last_lines(capture.text, 3));
+        std::string detail = last_lines(capture.text, 3);
+        c->state.set_reason("load of " + m[1].str() + " failed: " + strerror(-err) + ": " + detail);
+        if (c->spec->subsystem == "guard" && err == -EPERM) {
+          // A kernel that lists the bpf LSM but refuses its programs: a missing feature, not a bug.
+          c->state.set_status(v1::HOOK_NOT_PRESENT);
+          c->state.set_reason("this kernel refuses BPF LSM programs (EPERM at load, no verifier log): guard unavailable, detection only");
+        }
         c->alt++;
-        choose(*c, kf);
+        if (c->state.status() == v1::HOOK_NOT_PRESENT) {
+          c->alt = c->spec->alternatives.size();
+        } else {
+          choose(*c, kf);
+        }
         continue;
       }
       if (err == -EPERM) {
@@ -402,6 +455,15 @@ std::vector<uint64_t> sum_percpu(bpf_map* map, uint32_t n) {
 
 std::vector<uint64_t> Probes::drops() const { return sum_percpu(impl_->skel->maps.drops, LW_DROP_MAX); }
 std::vector<uint64_t> Probes::stats() const { return sum_percpu(impl_->skel->maps.stats, LW_STAT_MAX); }
+
+std::vector<std::pair<std::string, int>> Probes::guard_links() const {
+  std::vector<std::pair<std::string, int>> out;
+  for (size_t i = 0; i < impl_->programs.size(); ++i) {
+    const auto& [prog, hook] = impl_->programs[i];
+    if (hook.rfind("guard_", 0) == 0) out.emplace_back(prog, bpf_link__fd(impl_->links[i].get()));
+  }
+  return out;
+}
 
 std::vector<ProgramStats> Probes::program_stats() const {
   std::vector<ProgramStats> out;

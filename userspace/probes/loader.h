@@ -28,6 +28,8 @@ struct ProbeOptions {
   std::string btf_dir = "/sys/kernel/btf";
   bool verbose = false;            // pass libbpf's messages to the log
   bool run_stats = true;           // kernel per-program run count/time while we run (BPF_ENABLE_STATS)
+  std::string pin_dir = "/sys/fs/bpf/lunwatch";  // guard maps (and links) pinned here
+  bool guard = false;              // load the guard's LSM programs (guard mode monitor or enforce)
 };
 
 struct FlowRecord {
@@ -67,6 +69,8 @@ class Probes {
   std::vector<uint64_t> drops() const;  // by enum lw_drop_cause, summed over CPUs
   std::vector<uint64_t> stats() const;  // by enum lw_stat, summed over CPUs
   std::vector<ProgramStats> program_stats() const;
+  // (program, link fd) of the guard's attached LSM programs, for pinning.
+  std::vector<std::pair<std::string, int>> guard_links() const;
   const ConsumerStats& consumer_stats() const { return consumer_; }
 
   struct Impl;

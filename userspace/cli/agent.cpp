@@ -1,0 +1,496 @@
+#include "cli/agent.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+
+#include "audit/audit.h"
+#include "common/devt.h"
+#include "common/log.h"
+#include "detect/annotate.h"
+#include "detect/correlator.h"
+#include "guard/maps.h"
+#include "guard/policy.h"
+#include "inventory/cgroups.h"
+#include "inventory/file_source.h"
+#include "inventory/instances.h"
+#include "inventory/libvirt.h"
+#include "probes/loader.h"
+#include "sinks/alerts.h"
+#include "sinks/json.h"
+#include "sinks/metrics.h"
+#include "sinks/recording.h"
+#include "topology/devnames.h"
+#include "topology/sgio.h"
+#include "topology/sysfs.h"
+#include "version.h"
+
+#include <bpf/libbpf.h>
+#include <sys/utsname.h>
+
+namespace lunwatch::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop = true; }
+
+uint64_t mono_ns() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
+}
+int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::FILE* open_out(const std::string& path) {
+  if (path.empty() || path == "-") return stdout;
+  return std::fopen(path.c_str(), "a");
+}
+
+// The device an attachment's path names on this host ("/dev/dm-0",
+// "/dev/disk/by-id/..." symlinks are followed by stat).
+std::string resolve_dev(const std::string& path) {
+  if (path.empty()) return "";
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) return "";
+  return to_string(from_user_dev(st.st_rdev));
+}
+
+class Agent {
+ public:
+  explicit Agent(const AgentOptions& o) : o_(o) {}
+  int run();
+
+ private:
+  void feed(v1::Event ev);
+  void handle(detect::Output& out);
+  void refresh_topology();
+  void refresh_inventory();
+  void verify_all(v1::VerifyReason why);
+  void drain_verifier();
+  void update_metrics();
+  void sync_guard();
+  void run_audit();
+
+  const AgentOptions& o_;
+  std::unique_ptr<probes::Probes> probes_;
+  std::unique_ptr<detect::Correlator> correlator_;
+  std::unique_ptr<topology::IdentityVerifier> verifier_;
+  std::vector<std::unique_ptr<inventory::AttachmentSource>> sources_;
+  std::unique_ptr<sinks::RecordWriter> recorder_;
+  std::unique_ptr<sinks::JsonLines> events_out_;
+  std::unique_ptr<sinks::AlertWriter> alerts_out_;
+  sinks::Metrics metrics_;
+  std::unique_ptr<inventory::InstanceResolver> instances_;
+  v1::Topology last_topology_;
+  std::unique_ptr<guard::GuardMaps> guard_;
+  uint32_t guard_mode_ = LW_GUARD_OFF;
+  uint64_t guard_generation_ = 0;
+  std::map<std::string, uint64_t> verify_submit_ns_;  // sd name -> when its SG_IO was asked
+  std::map<std::string, uint64_t> verified_since_;    // "maj:min" -> submit time of its last good answer
+  std::FILE* events_file_ = nullptr;
+  std::FILE* alerts_file_ = nullptr;
+  std::map<std::string, v1::VerifyReason> verify_reason_;
+  std::map<std::pair<uint32_t, uint32_t>, std::pair<uint64_t, uint64_t>> carried_;  // bytes of re-armed flows
+  bool topology_stale_ = false;
+  uint64_t seq_ = 0;
+  uint64_t alerts_total_ = 0;
+};
+
+void Agent::feed(v1::Event ev) {
+  if (ev.unix_ms() == 0) ev.set_unix_ms(unix_ms());
+  if (ev.ts_ns() == 0) ev.set_ts_ns(mono_ns());
+  ev.set_seq(++seq_);
+  if (recorder_) recorder_->write(ev);
+  if (events_out_ && !ev.has_topology() && !ev.has_inventory() && !ev.has_bindings()) events_out_->write(ev);
+  metrics_.on_event(ev);
+  detect::Output out;
+  correlator_->on_event(ev, out);
+  handle(out);
+}
+
+void Agent::handle(detect::Output& out) {
+  for (const auto& a : out.alerts) {
+    alerts_total_++;
+    alerts_out_->write(a);
+    metrics_.on_alert(a);
+  }
+  if (!out.alerts.empty()) metrics_.set_active_alerts(correlator_->active_alerts());
+  for (const auto& r : out.verify) {
+    if (r.name.empty()) continue;
+    auto d = parse_devnum(r.dev);
+    if (!d) continue;
+    if (verifier_->submit(r.name, *d)) {
+      verify_reason_[r.name] = r.reason;
+      verify_submit_ns_[r.name] = mono_ns();
+    }
+  }
+  if (!out.rearm.empty() && probes_) {
+    std::set<uint32_t> devs;
+    for (const auto& r : out.rearm)
+      if (auto d = parse_devnum(r)) devs.insert(to_kernel_dev(*d));
+    for (const auto& f : probes_->rearm_flows(devs)) {
+      auto& c = carried_[{f.key.tgid, f.key.dev}];
+      c.first += f.val.bytes[0];
+      c.second += f.val.bytes[1];
+    }
+  }
+  if (out.bindings_changed && !o_.state_file.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(o_.state_file).parent_path(), ec);
+    auto w = detect::BindingStore::write_file(o_.state_file, correlator_->bindings().snapshot());
+    if (!w.ok()) log::warn(w.error().message + " (bindings kept in memory)");
+  }
+  if (out.topology_stale) topology_stale_ = true;
+}
+
+void Agent::refresh_topology() {
+  topology::ReadStats stats;
+  v1::Event ev;
+  *ev.mutable_topology() = topology::read_topology(o_.sysfs_root, &stats);
+  last_topology_ = ev.topology();
+  topology_stale_ = false;
+  feed(std::move(ev));
+}
+
+void Agent::refresh_inventory() {
+  for (auto& s : sources_) {
+    s->refresh();
+    v1::Event ev;
+    *ev.mutable_inventory() = s->snapshot();
+    for (auto& a : *ev.mutable_inventory()->mutable_attachments())
+      if (a.resolved_dev().empty()) a.set_resolved_dev(resolve_dev(a.device_path()));
+    feed(std::move(ev));
+  }
+}
+
+void Agent::update_metrics() {
+  metrics_.set_probes(probes_->hook_states());
+  std::vector<sinks::ProgramCounters> progs;
+  for (const auto& p : probes_->program_stats()) progs.push_back({p.program, p.hook, p.run_cnt, p.run_time_ns});
+  metrics_.set_programs(progs);
+  std::map<std::string, uint64_t> drops;
+  auto d = probes_->drops();
+  for (size_t i = 0; i < d.size(); ++i) drops[probes::drop_cause_name(static_cast<int>(i))] = d[i];
+  metrics_.set_drops(drops);
+  const auto& cs = probes_->consumer_stats();
+  metrics_.set_input_errors("kernel_records", cs.decode_truncated + cs.decode_unknown + cs.decode_bad_size);
+
+  // Bytes by (instance, volume): the kernel's flows, named by the resolver
+  // (cached) and the attachment the device carries.
+  std::map<std::string, std::string> volume_of;
+  for (const auto& [att, devs] : correlator_->attachment_devices())
+    if (att.source() == v1::SOURCE_LIBVIRT && !att.resolved_dev().empty()) volume_of[att.resolved_dev()] = att.volume_id();
+  std::map<std::pair<std::string, std::string>, sinks::FlowBytes> agg;
+  auto flows = probes_->flows();
+  for (const auto& f : flows) {
+    auto inst = instances_->resolve(f.key.tgid);
+    std::string who = inst.name().empty() ? "host" : inst.name();
+    std::string dev = to_string(from_kernel_dev(f.key.dev));
+    auto vit = volume_of.find(dev);
+    std::string vol = vit == volume_of.end() ? "" : vit->second;
+    if (who == "host" && vol.empty()) continue;  // keep label sets bounded: volumes and instances only
+    auto& a = agg[{who, vol}];
+    a.instance = who;
+    a.volume = vol;
+    a.read_bytes += f.val.bytes[0] + carried_[{f.key.tgid, f.key.dev}].first;
+    a.write_bytes += f.val.bytes[1] + carried_[{f.key.tgid, f.key.dev}].second;
+  }
+  std::vector<sinks::FlowBytes> out;
+  for (auto& [k, v] : agg) out.push_back(v);
+  metrics_.set_flows(out, flows.size());
+  metrics_.set_topology(last_topology_);
+  std::vector<v1::SourceSnapshot> snaps;
+  for (const auto& s : sources_) snaps.push_back(s->snapshot());
+  metrics_.set_sources(snaps, unix_ms());
+  if (guard_) {
+    auto st = guard_->stats();
+    metrics_.set_guard(guard::mode_name(guard_mode_), st[LW_GSTAT_DENIED], st[LW_GSTAT_WOULD_DENY], guard_->devices().size());
+  } else {
+    metrics_.set_guard("off", 0, 0, 0);
+  }
+}
+
+void Agent::run_audit() {
+  audit::AuditOptions ao;
+  auto report = audit::run_audit(ao);
+  std::map<std::pair<std::string, std::string>, int> by;
+  for (const auto& f : report.findings) by[{f.id, audit::severity_name(f.severity)}]++;
+  metrics_.set_audit_findings(by);
+}
+
+void Agent::verify_all(v1::VerifyReason why) {
+  detect::Output out;
+  for (const auto& d : correlator_->devices())
+    if (d.scsi && !d.name.empty()) out.verify.push_back({d.name, d.dev, why});
+  handle(out);
+}
+
+void Agent::drain_verifier() {
+  for (auto& o : verifier_->take()) {
+    v1::Event ev;
+    auto* c = ev.mutable_identity();
+    c->set_dev(to_string(o.dev));
+    c->set_dev_name(o.name);
+    c->set_ok(o.ok);
+    c->set_timed_out(o.timed_out);
+    *c->mutable_identity() = o.identity;
+    c->set_error(o.error);
+    c->set_took_ms(static_cast<uint32_t>(o.took.count()));
+    auto it = verify_reason_.find(o.name);
+    if (it != verify_reason_.end()) {
+      c->set_reason(it->second);
+      if (!o.timed_out) verify_reason_.erase(it);
+    }
+    if (!o.ok) log::warn("identity of " + o.name + " not verified: " + o.error);
+    if (o.ok) {
+      verified_since_[to_string(o.dev)] = verify_submit_ns_[o.name];
+      for (const auto& d : last_topology_.devices())
+        if (d.name() == o.name) metrics_.identity_checked(d.dev(), d.cached().wwid(), o.identity.wwid());
+    }
+    ev.set_unix_ms(o.at_unix_ms);
+    feed(std::move(ev));
+    sync_guard();
+  }
+}
+
+void Agent::sync_guard() {
+  if (!guard_) return;
+  auto policy = guard::compute_policy(*correlator_);
+  auto kernel = guard_->devices();
+  uint64_t now = mono_ns();
+  for (const auto& [kdev, dp] : policy.devices) {
+    auto k = kernel.find(kdev);
+    if (k != kernel.end()) {
+      const auto& cur = k->second;
+      if (cur.state == LW_GUARD_QUARANTINE) continue;  // the operator's call
+      if (cur.state == LW_GUARD_UNVERIFIED) {
+        // Closed by the kernel: re-open only on an answer asked after the close.
+        bool fresh = !dp.paths.empty();
+        detect::Output again;
+        for (const auto& p : dp.paths) {
+          auto it = verified_since_.find(to_string(from_kernel_dev(p.dev)));
+          if (it == verified_since_.end() || it->second < cur.closed_ns) {
+            fresh = false;
+            again.verify.push_back({"", to_string(from_kernel_dev(p.dev)), v1::VERIFY_ERROR_RECOVERY});
+          }
+        }
+        if (!fresh) {
+          for (auto& r : again.verify)
+            for (const auto& d : correlator_->devices())
+              if (d.dev == r.dev) r.name = d.name;
+          handle(again);
+          continue;
+        }
+        log::info("guard: " + dp.name + " re-opened " + std::to_string((now - cur.closed_ns) / 1000000) +
+                  " ms after the kernel closed it (" + guard::close_reason_name(cur.close_reason) + "): " + dp.reason);
+      } else if (cur.n_owners == dp.owners.size() && cur.n_paths == dp.paths.size() &&
+                 std::equal(dp.owners.begin(), dp.owners.end(), cur.owners) &&
+                 std::equal(dp.paths.begin(), dp.paths.end(), cur.paths, [](const lw_guard_path& a, const lw_guard_path& b) {
+                   return a.dev == b.dev && a.host == b.host && a.lun == b.lun;
+                 })) {
+        continue;  // unchanged
+      }
+    }
+    auto w = guard_->put_device(kdev, guard::to_kernel(dp, ++guard_generation_));
+    if (!w.ok()) log::warn(w.error().message);
+  }
+  for (const auto& [kdev, cur] : kernel)
+    if (!policy.devices.count(kdev) && cur.generation > 0 && cur.state != LW_GUARD_QUARANTINE)
+      guard_->remove_device(kdev);
+  guard_->set_procs(policy.instance_tgids);
+}
+
+int Agent::run() {
+  const auto& r = o_.run;
+  probes::ProbeOptions po;
+  po.disabled_hooks.insert(r.disabled_hooks.begin(), r.disabled_hooks.end());
+  po.verbose = r.verbose;
+  po.btf_dir = r.btf_dir;
+  po.run_stats = r.bpf_stats;
+  po.pin_dir = o_.pin_dir;
+  auto mode = guard::parse_mode(o_.guard_mode);
+  if (!mode) return log::error("unknown guard mode " + o_.guard_mode + " (off, monitor, enforce)"), 2;
+  guard_mode_ = *mode;
+  po.guard = guard_mode_ != LW_GUARD_OFF;
+  auto probes = probes::Probes::make(po);
+  if (!probes.ok()) {
+    log::error(probes.error().message);
+    return exit_code(probes.error().code);
+  }
+  probes_ = std::move(probes.value());
+  int attached = 0;
+  for (const auto& h : probes_->hook_states()) {
+    if (h.status() == v1::HOOK_ATTACHED) attached++;
+    else log::info("hook " + h.name() + ": " + v1::HookStatus_Name(h.status()) + (h.reason().empty() ? "" : ": " + h.reason()));
+  }
+  log::info("watching with " + std::to_string(attached) + " hooks attached");
+
+  // Guard: mode into the pinned config, the agent itself allowed, links pinned
+  // so the policy keeps enforcing while the agent restarts.
+  auto links = probes_->guard_links();
+  if (guard_mode_ != LW_GUARD_OFF) {
+    std::string why;
+    for (const auto& h : probes_->hook_states())
+      if (h.subsystem() == "guard" && h.status() != v1::HOOK_ATTACHED) why = h.reason();
+    auto maps = guard::GuardMaps::open(o_.pin_dir);
+    if (!why.empty() || links.size() < 2 || !maps.ok()) {
+      log::warn("guard unavailable (" + (why.empty() ? std::string(maps.ok() ? "LSM programs not attached" : maps.error().message) : why) +
+                "): detection only");
+    } else {
+      guard_ = std::make_unique<guard::GuardMaps>(std::move(maps.value()));
+      guard_->set_mode(guard_mode_);
+      guard_->set_allow({static_cast<uint32_t>(getpid())});
+      auto pinned = guard::pin_links(links, o_.pin_dir);
+      if (!pinned.ok()) log::warn(pinned.error().message + " (guard stops with the agent)");
+      log::info(std::string("guard: ") + guard::mode_name(guard_mode_));
+    }
+  } else {
+    auto maps = guard::GuardMaps::open(o_.pin_dir);
+    if (maps.ok()) maps.value().set_mode(LW_GUARD_OFF);
+    guard::unpin_links(o_.pin_dir);
+  }
+
+  // Sinks.
+  if (r.events || !r.events_file.empty()) {
+    events_file_ = open_out(r.events_file);
+    if (!events_file_) return log::error("cannot open events file " + r.events_file), 1;
+    events_out_ = std::make_unique<sinks::JsonLines>(events_file_);
+  }
+  alerts_file_ = open_out(o_.alerts_file);
+  if (!alerts_file_) return log::error("cannot open alerts file " + o_.alerts_file), 1;
+  alerts_out_ = std::make_unique<sinks::AlertWriter>(
+      alerts_file_, o_.alert_format == "falco" ? sinks::AlertFormat::kFalco : sinks::AlertFormat::kJson);
+  if (!o_.record_file.empty()) {
+    auto rec = sinks::RecordWriter::open(o_.record_file);
+    if (!rec.ok()) return log::error(rec.error().message), 1;
+    recorder_ = std::move(rec.value());
+  }
+
+  // Stages.
+  detect::CorrelatorOptions co;
+  co.orphan_grace_ns = static_cast<uint64_t>(o_.orphan_grace_s * 1e9);
+  co.hostname = o_.hostname;
+  if (co.hostname.empty()) {
+    char h[256] = {};
+    gethostname(h, sizeof h - 1);
+    co.hostname = h;
+  }
+  correlator_ = std::make_unique<detect::Correlator>(co);
+  topology::IdentityVerifier::Options vo;
+  vo.timeout = std::chrono::milliseconds(static_cast<int64_t>(o_.verify_timeout_s * 1000));
+  verifier_ = std::make_unique<topology::IdentityVerifier>(vo);
+  if (o_.libvirt) sources_.push_back(std::make_unique<inventory::LibvirtSource>(o_.libvirt_dir));
+  for (const auto& f : o_.attachment_files) sources_.push_back(std::make_unique<inventory::FileSource>(f));
+
+  topology::DeviceNames names(o_.sysfs_root);
+  inventory::CgroupPaths cgroups;
+  instances_ = std::make_unique<inventory::InstanceResolver>("/proc", o_.libvirt_dir);
+  detect::Annotator annotator(names, cgroups);
+
+  struct utsname u {};
+  uname(&u);
+  metrics_.build_info(LUNWATCH_VERSION, u.release,
+                      std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version()));
+  if (!o_.metrics_listen.empty()) {
+    auto served = metrics_.serve(o_.metrics_listen);
+    if (!served.ok()) log::error(served.error().message + " (running without metrics)");
+    else log::info("metrics on http://" + o_.metrics_listen + "/metrics");
+  }
+  run_audit();
+
+  if (!o_.state_file.empty()) {
+    auto b = detect::BindingStore::read_file(o_.state_file);
+    if (b.ok()) {
+      v1::Event ev;
+      *ev.mutable_bindings() = b.value();
+      feed(std::move(ev));
+    } else {
+      log::warn(b.error().message + " (starting with no bound identities)");
+    }
+  }
+  refresh_inventory();
+  refresh_topology();
+  sync_guard();
+
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  if (!r.ready_file.empty()) std::ofstream(r.ready_file) << getpid() << "\n";
+
+  auto start = Clock::now();
+  auto next_inventory = start + std::chrono::duration<double>(o_.inventory_interval_s);
+  auto next_topology = start + std::chrono::duration<double>(o_.topology_interval_s);
+  auto next_verify = start + std::chrono::duration<double>(o_.verify_interval_s);
+  auto last_topology = start;
+  auto next_metrics = start;
+  auto next_audit = start + std::chrono::hours(1);
+  probes::EventHandler handler = [&](v1::Event&& ev) {
+    annotator.annotate(ev);
+    if (ev.has_flow()) *ev.mutable_flow()->mutable_instance() = instances_->resolve(ev.flow().pid());
+    if (ev.has_guard()) *ev.mutable_guard()->mutable_instance() = instances_->resolve(ev.guard().pid());
+    ev.set_unix_ms(unix_ms());
+    feed(std::move(ev));
+  };
+  while (!g_stop) {
+    auto now = Clock::now();
+    if (r.duration_s > 0 && now - start >= std::chrono::duration<double>(r.duration_s)) break;
+    int rc = probes_->poll(verifier_->in_flight() ? 5 : 50, handler);
+    if (rc < 0) {
+      log::error(std::string("ring buffer poll failed: ") + strerror(-rc));
+      break;
+    }
+    drain_verifier();
+    now = Clock::now();
+    if ((topology_stale_ && now - last_topology > std::chrono::milliseconds(100)) || now >= next_topology) {
+      refresh_topology();
+      last_topology = now;
+      next_topology = now + std::chrono::duration<double>(o_.topology_interval_s);
+    }
+    if (now >= next_inventory) {
+      refresh_inventory();
+      next_inventory = now + std::chrono::duration<double>(o_.inventory_interval_s);
+    }
+    if (now >= next_metrics) {
+      sync_guard();
+      update_metrics();
+      next_metrics = now + std::chrono::seconds(2);
+    }
+    if (now >= next_audit) {
+      run_audit();
+      next_audit = now + std::chrono::hours(1);
+    }
+    if (now >= next_verify) {
+      verify_all(v1::VERIFY_PERIODIC);
+      next_verify = now + std::chrono::duration<double>(o_.verify_interval_s);
+    }
+  }
+  probes_->poll(0, handler);
+  drain_verifier();
+  if (!r.stats_file.empty()) write_stats_file(r.stats_file, *probes_);
+  log::info("stopped: " + std::to_string(probes_->consumer_stats().events) + " kernel events, " +
+            std::to_string(alerts_total_) + " alerts");
+  if (events_file_ && events_file_ != stdout) std::fclose(events_file_);
+  if (alerts_file_ && alerts_file_ != stdout) std::fclose(alerts_file_);
+  return 0;
+}
+
+}  // namespace
+
+int run_agent(const AgentOptions& options) {
+  Agent agent(options);
+  return agent.run();
+}
+
+}  // namespace lunwatch::cli

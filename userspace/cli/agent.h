@@ -1,0 +1,37 @@
+#pragma once
+// `lunwatch run`: the live pipeline. Kernel events, sysfs topology, SG_IO
+// identities and attachment sources all become v1::Event values fed, in
+// order, to one correlator; its alerts go to the sinks and its requests
+// (verify, re-arm) back to the verifier and the kernel. Single-threaded
+// except for SG_IO workers, which never block the loop.
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+
+namespace lunwatch::cli {
+
+struct AgentOptions {
+  RunOptions run;
+  std::string alerts_file;            // "" -> stdout
+  std::string alert_format = "json";  // json | falco
+  std::string record_file;            // every correlator input, for `lunwatch replay`
+  std::string libvirt_dir = "/run/libvirt/qemu";
+  bool libvirt = true;
+  std::vector<std::string> attachment_files;  // JSON files or folders of attachment records
+  std::string sysfs_root = "/sys";
+  std::string state_file = "/var/lib/lunwatch/bindings.json";
+  double inventory_interval_s = 10;
+  double topology_interval_s = 30;
+  double verify_interval_s = 60;
+  double orphan_grace_s = 60;
+  double verify_timeout_s = 3;
+  std::string hostname;
+  std::string metrics_listen = "127.0.0.1:9477";
+  std::string guard_mode = "monitor";  // off | monitor | enforce
+  std::string pin_dir = "/sys/fs/bpf/lunwatch";
+};
+
+int run_agent(const AgentOptions& options);
+
+}  // namespace lunwatch::cli

@@ -1,0 +1,71 @@
+#include "guard/policy.h"
+
+#include <algorithm>
+
+#include "common/devt.h"
+
+namespace lunwatch::guard {
+
+Policy compute_policy(const detect::Correlator& c) {
+  Policy p;
+  for (const auto& [uuid, pids] : c.instance_pids()) p.instance_tgids.insert(pids.begin(), pids.end());
+
+  std::map<std::string, detect::DeviceView> views;
+  for (const auto& d : c.devices()) views[d.dev] = d;
+
+  // Holders per device (libvirt's view of who has it open).
+  std::map<std::string, std::vector<v1::Attachment>> holders;
+  for (const auto& [att, devs] : c.attachment_devices())
+    if (att.source() == v1::SOURCE_LIBVIRT && !att.resolved_dev().empty()) holders[att.resolved_dev()].push_back(att);
+
+  for (const auto& [dev, atts] : holders) {
+    auto id = c.device_identity(dev);
+    if (!id.complete || id.mismatch) continue;  // not verified (yet): the kernel keeps what it has
+    auto num = parse_devnum(dev);
+    if (!num) continue;
+    DevicePolicy dp;
+    dp.kdev = to_kernel_dev(*num);
+    dp.name = views.count(dev) ? views[dev].name : dev;
+    for (const auto& l : id.leaves) {
+      auto it = views.find(l);
+      if (it == views.end() || dp.paths.size() >= LW_GUARD_MAX_PATHS) continue;
+      lw_guard_path gp{};
+      if (auto ln = parse_devnum(l)) gp.dev = to_kernel_dev(*ln);
+      if (it->second.scsi) {
+        gp.host = it->second.scsi->addr().host();
+        gp.lun = it->second.scsi->addr().lun();
+      } else {
+        gp.host = ~0U;
+        gp.lun = ~0ULL;
+      }
+      dp.paths.push_back(gp);
+    }
+    for (const auto& a : atts) {
+      const auto* b = c.bindings().find(a.instance_uuid(), a.volume_id());
+      bool owner = b && b->wwid() == id.wwid;
+      auto pit = c.instance_pids().find(a.instance_uuid().empty() ? a.instance_name() : a.instance_uuid());
+      if (owner && pit != c.instance_pids().end())
+        for (uint32_t pid : pit->second)
+          if (dp.owners.size() < LW_GUARD_MAX_OWNERS &&
+              std::find(dp.owners.begin(), dp.owners.end(), pid) == dp.owners.end())
+            dp.owners.push_back(pid);
+      dp.reason += (dp.reason.empty() ? "" : "; ") + (a.instance_name().empty() ? a.instance_uuid() : a.instance_name()) +
+                   (owner ? " owns " : " does not own ") + id.wwid;
+    }
+    p.devices[dp.kdev] = dp;
+  }
+  return p;
+}
+
+lw_guard_dev to_kernel(const DevicePolicy& p, uint64_t generation) {
+  lw_guard_dev d{};
+  d.generation = generation;
+  d.state = p.state;
+  d.n_owners = static_cast<uint32_t>(std::min<size_t>(p.owners.size(), LW_GUARD_MAX_OWNERS));
+  for (uint32_t i = 0; i < d.n_owners; ++i) d.owners[i] = p.owners[i];
+  d.n_paths = static_cast<uint32_t>(std::min<size_t>(p.paths.size(), LW_GUARD_MAX_PATHS));
+  for (uint32_t i = 0; i < d.n_paths; ++i) d.paths[i] = p.paths[i];
+  return d;
+}
+
+}  // namespace lunwatch::guard

@@ -1,0 +1,43 @@
+#pragma once
+// What the guard should enforce, computed from the correlator's state. Pure.
+//
+// For every device an instance holds (libvirt's view): once its identity is
+// verified, the instances whose bound identity matches it are its owners and
+// every other instance process is refused. A device whose identity no longer
+// matches its holder's binding has no owner among the holders: the old
+// holder is refused, the new owner (if it holds the device too) is allowed.
+// Devices not yet verified are left as the kernel has them.
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "detect/correlator.h"
+
+extern "C" {
+#include "lunwatch.h"
+}
+
+namespace lunwatch::guard {
+
+struct DevicePolicy {
+  uint32_t kdev = 0;
+  std::string name;
+  uint32_t state = LW_GUARD_VERIFIED;
+  std::vector<uint32_t> owners;   // tgids
+  std::vector<lw_guard_path> paths;
+  std::string reason;             // why these owners
+};
+
+struct Policy {
+  std::map<uint32_t, DevicePolicy> devices;  // by kernel dev_t
+  std::set<uint32_t> instance_tgids;         // processes the guard applies to
+};
+
+Policy compute_policy(const detect::Correlator& c);
+
+// The kernel record for a device policy.
+lw_guard_dev to_kernel(const DevicePolicy& p, uint64_t generation);
+
+}  // namespace lunwatch::guard

@@ -1,0 +1,73 @@
+#pragma once
+// Prometheus metrics (prometheus-cpp): names lunwatch_<subsystem>_<name>_<unit>,
+// counters end in _total, label values from bounded sets (no pids). The
+// catalog below is the one list of what lunwatch exports; README's metric
+// table and the dashboard cross-check test are generated from it.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "lunwatch.pb.h"
+
+namespace prometheus {
+class Registry;
+class Exposer;
+}  // namespace prometheus
+
+namespace lunwatch::sinks {
+
+struct MetricInfo {
+  std::string name;
+  std::string type;  // counter, gauge
+  std::string help;
+  std::vector<std::string> labels;
+};
+const std::vector<MetricInfo>& metric_catalog();
+
+struct ProgramCounters {
+  std::string program, hook;
+  uint64_t run_cnt = 0, run_time_ns = 0;
+};
+
+struct FlowBytes {
+  std::string instance;  // instance name, "host" for host processes
+  std::string volume;    // volume id, "" when unknown
+  uint64_t read_bytes = 0, write_bytes = 0;
+};
+
+class Metrics {
+ public:
+  Metrics();
+  ~Metrics();
+  // Starts the HTTP endpoint on "addr:port". Errors when the port is taken.
+  Result<bool> serve(const std::string& listen);
+
+  void build_info(const std::string& version, const std::string& kernel, const std::string& libbpf);
+  void on_event(const v1::Event& ev);
+  void on_alert(const v1::Alert& a);
+  void set_active_alerts(const std::vector<v1::Alert>& active);
+  void set_probes(const std::vector<v1::HookState>& hooks);
+  void set_programs(const std::vector<ProgramCounters>& programs);
+  void set_drops(const std::map<std::string, uint64_t>& by_cause);
+  void set_flows(const std::vector<FlowBytes>& flows, size_t active_flows);
+  void set_topology(const v1::Topology& t);
+  // Counts a device that newly answers with another WWID than sysfs caches.
+  void identity_checked(const std::string& dev, const std::string& cached, const std::string& verified);
+  void set_sources(const std::vector<v1::SourceSnapshot>& sources, int64_t now_unix_ms);
+  void set_input_errors(const std::string& source, uint64_t total);
+  void dump_written(uint64_t bytes);
+  void dump_error(const std::string& cause);
+  void set_guard(const std::string& mode, uint64_t denials, uint64_t would_deny, size_t armed);
+  void set_audit_findings(const std::map<std::pair<std::string, std::string>, int>& by_id_severity);
+
+  // The text exposition, as a scrape would see it (tests, `lunwatch metrics`).
+  std::string render() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lunwatch::sinks
