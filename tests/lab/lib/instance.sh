@@ -1,0 +1,130 @@
+# lunwatch lab, guest side: instance processes that look like Nova's qemu.
+# Each runs $LAB_CACHE/bin/qemu-system-x86_64 (tests/lab/helper/labqemu.c) in a
+# libvirt-like cgroup2 scope and logs what it reads to $LAB_OUT/instance-KEY.log.
+
+LAB_QEMU=$LAB_CACHE/bin/qemu-system-x86_64
+declare -A INST_PID=() INST_NAME=() INST_UUID=() INST_CG=() INST_DEVS=()
+INST_SEQ=0
+
+# instance_start KEY NOVA_NUM DEV... [-- HELPER_OPTS...]
+#   KEY: short name (A, B, ...); NOVA_NUM: instance number (10 -> instance-0000000a)
+instance_start() {
+	local key=$1 num=$2
+	shift 2
+	local devs=() opts=()
+	while (($#)); do
+		if [[ $1 == -- ]]; then shift; opts=("$@"); break; fi
+		devs+=("$1")
+		shift
+	done
+	[[ -x $LAB_QEMU ]] || fatal "instance helper $LAB_QEMU missing (scripts/lab builds it)"
+	INST_SEQ=$((INST_SEQ + 1))
+	local name uuid cg
+	printf -v name 'instance-%08x' "$num"
+	printf -v uuid '%08x-0000-4000-8000-%012x' "$num" "$num"
+	cg="/sys/fs/cgroup/machine.slice/machine-qemu\\x2d${INST_SEQ}\\x2d${name//-/\\x2d}.scope"
+	mkdir -p "$cg" || fatal "mkdir cgroup $cg"
+	local args=(-name "guest=$name,debug-threads=on" -uuid "$uuid" -machine pc-q35-7.2,accel=tcg -m 512)
+	local i=1 d
+	for d in "${devs[@]}"; do
+		args+=(-drive "file=/dev/$d,format=raw,if=none,id=drive-virtio-disk$i,cache=none,aio=native")
+		i=$((i + 1))
+	done
+	CG="$cg" bash -c 'echo $$ > "$CG/cgroup.procs" && exec "$0" "$@"' "$LAB_QEMU" "${args[@]}" "${opts[@]}" \
+		> "$LAB_OUT/instance-$key.log" 2>&1 &
+	local pid=$!
+	INST_PID[$key]=$pid
+	INST_NAME[$key]=$name
+	INST_UUID[$key]=$uuid
+	INST_CG[$key]=$cg
+	INST_DEVS[$key]="${devs[*]}"
+	on_exit "instance_stop $key"
+	echo "$key pid=$pid name=$name uuid=$uuid cgroup=${cg#/sys/fs/cgroup} devs=${devs[*]}" >> "$LAB_OUT/instances.txt"
+	libvirt_domain "$name" "$uuid" "$pid" "${devs[@]}"
+	[[ -n ${INST_NOWAIT:-} ]] && return 0
+	wait_for "instance $key started" 20 grep -q '^start ' "$LAB_OUT/instance-$key.log" \
+		|| fatal "instance $key did not start: $(tail -3 "$LAB_OUT/instance-$key.log")"
+	log "instance $key: pid $pid $name (${cg#/sys/fs/cgroup}) on ${devs[*]}"
+}
+
+declare -A INST_STOPPED=()
+# libvirt_domain NAME UUID PID DEV...: libvirt's live status XML and pid file, as Nova's
+# libvirt driver leaves them (/run/libvirt/qemu/NAME.xml), with one <disk> per volume;
+# INST_SERIALS (space separated, in DEV order) gives each disk's <serial> (the Cinder
+# volume id), so an agent can tell which volume each instance should see.
+libvirt_domain() {
+	local name=$1 uuid=$2 pid=$3
+	shift 3
+	local serials=(${INST_SERIALS:-}) i=0 d letters=bcdefghijklmnopqrstuvwxyz disks=
+	for d in "$@"; do
+		disks+="      <disk type='block' device='disk'>
+        <driver name='qemu' type='raw' cache='none' io='native'/>
+        <source dev='/dev/$d'/>
+        <target dev='vd${letters:$i:1}' bus='virtio'/>
+        ${serials[$i]:+<serial>${serials[$i]}</serial>
+        }<alias name='virtio-disk$((i + 1))'/>
+      </disk>
+"
+		i=$((i + 1))
+	done
+	mkdir -p /run/libvirt/qemu
+	cat > "/run/libvirt/qemu/$name.xml" <<-XML
+	<domstatus state='running' reason='booted' pid='$pid'>
+	  <domain type='kvm' id='$INST_SEQ'>
+	    <name>$name</name>
+	    <uuid>$uuid</uuid>
+	    <metadata>
+	      <nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">
+	        <nova:name>lab-$name</nova:name>
+	        <nova:owner>
+	          <nova:user uuid="00000000-0000-4000-8000-0000000000aa">lab</nova:user>
+	          <nova:project uuid="00000000-0000-4000-8000-$(printf '%012x' "$INST_SEQ")">tenant-$INST_SEQ</nova:project>
+	        </nova:owner>
+	      </nova:instance>
+	    </metadata>
+	    <devices>
+	      <emulator>/usr/bin/qemu-system-x86_64</emulator>
+	$disks    </devices>
+	  </domain>
+	</domstatus>
+	XML
+	echo "$pid" > "/run/libvirt/qemu/$name.pid"
+	cp "/run/libvirt/qemu/$name.xml" "$LAB_OUT/libvirt-$name.xml" 2>/dev/null
+}
+
+instance_stop() {
+	local key=$1 pid=${INST_PID[$1]:-}
+	[[ -n $pid && -z ${INST_STOPPED[$1]:-} ]] || return 0
+	INST_STOPPED[$1]=1
+	kill -TERM "$pid" 2>/dev/null
+	rm -f "/run/libvirt/qemu/${INST_NAME[$1]}.xml" "/run/libvirt/qemu/${INST_NAME[$1]}.pid"
+	local n=0
+	while kill -0 "$pid" 2>/dev/null && ((n < 40)); do sleep 0.25; n=$((n + 1)); done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+}
+
+# instance_mark KEY: remember how far the log is, so later waits see only new reads
+declare -A INST_MARK=()
+instance_mark() { INST_MARK[$1]=$(wc -l < "$LAB_OUT/instance-$1.log"); }
+# instance_saw KEY REGEX: a log line after the mark matches
+instance_saw() { tail -n +"$((${INST_MARK[$1]:-0} + 1))" "$LAB_OUT/instance-$1.log" | grep -qE "$2"; }
+# instance_wait_marker KEY MARKER TIMEOUT: the instance read MARKER (after the mark)
+instance_wait_marker() {
+	wait_for "instance $1 reads $2" "$3" instance_saw "$1" "op=read ok marker=$2( |$)"
+}
+# instance_markers KEY: every marker the instance ever read (sorted, unique)
+instance_markers() { grep -oE 'op=read ok marker=[^ ]+' "$LAB_OUT/instance-$1.log" | sed 's/.*marker=//' | sort -u; }
+# instance_reads KEY: number of reads done so far (last heartbeat/total/event line)
+instance_reads() {
+	grep -oE '( n=| reads=)[0-9]+' "$LAB_OUT/instance-$1.log" | tail -1 | grep -oE '[0-9]+'
+}
+# instance_ok KEY [DRIVE]: successful reads so far (from the last heartbeat)
+instance_ok() {
+	grep -E "^(heartbeat|total) .*drive=/dev/${2:-}" "$LAB_OUT/instance-$1.log" | tail -1 | grep -oE ' ok=[0-9]+' | grep -oE '[0-9]+' || echo 0
+}
+# instance_ok_more KEY N: more than N successful reads (a predicate for wait_for)
+instance_ok_more() { (($(instance_ok "$1") > $2)); }
+# instance_engine_read KEY MARKER ENGINE: the last heartbeat counts MARKER read with ENGINE
+instance_engine_read() { grep -E '^(heartbeat|total) ' "$LAB_OUT/instance-$1.log" | tail -1 | grep -qE "[=,]$2@$3:[0-9]+"; }
+instance_alive() { kill -0 "${INST_PID[$1]}" 2>/dev/null; }

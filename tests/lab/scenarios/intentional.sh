@@ -1,0 +1,131 @@
+#!/bin/bash
+# Scenario 1 "intentional" (CVE-2023-2088, the attachment deleted through Cinder's API
+# while Nova never disconnects the host side):
+#   1. volA mapped at LUN 1 of a shared target, two portals, dm-multipath over both
+#      paths; instance A (fake qemu) reads volA's marker through dm-N.
+#   2. storage side only: LUN 1 unmapped. A's reads fail (ILLEGAL REQUEST, ASC 0x25).
+#   3. volB mapped at LUN 1 for instance B; LUN 1 scanned as os-brick does
+#      (echo "- - 1" > /sys/class/scsi_host/hostN/scan): the same sd devices are
+#      reused, the path checker (TUR) reinstates the paths; os-brick hands B the dm
+#      map that holds those sd devices.
+#   4. GROUND TRUTH (asserted): A reads VOLUME-B-MARKER (the leak); sysfs wwid and
+#      vpd_pg80 still say volA while SG_IO VPD 0x83/0x80 (sg_vpd) say volB.
+. "$(dirname "$0")/../lib/common.sh"
+
+IQN=iqn.2010-10.org.openstack:volumes-shared
+P1=127.0.0.1 P2=127.0.0.2
+SERIAL_A=a1a1a1a1-0000-4000-8000-00000000000a
+SERIAL_B=b2b2b2b2-0000-4000-8000-00000000000b
+
+step "load modules, start lunwatch"
+load_modules
+LW_PROBES_JSON=1 lw_start
+
+step "target: $IQN with portals $P1 and $P2; volA and volB on tmpfs"
+target_create "$IQN" "$P1" "$P2"
+volume_create volA "$SERIAL_A" 64 VOLUME-A-MARKER
+volume_create volB "$SERIAL_B" 64 VOLUME-B-MARKER
+iscsid_start
+net_setup
+mpathd_start
+
+step "attach volA to instance A at LUN 1 (os-brick: login both portals, scan LUN 1, multipath)"
+lun_map "$IQN" 1 volA
+iscsi_login "$IQN" "$P1"
+iscsi_login "$IQN" "$P2"
+H1=$(iscsi_host "$IQN" "$P1") H2=$(iscsi_host "$IQN" "$P2")
+S1=$(iscsi_session "$IQN" "$P1") S2=$(iscsi_session "$IQN" "$P2")
+read -r SD1 SD2 <<< "$(attach_paths "$IQN" 1 "$P1" "$P2")"
+HCTL1=$(hctl_of "$SD1") HCTL2=$(hctl_of "$SD2")
+NAA_A=$(vpd_naa "$SD1")
+log "paths: $SD1 ($HCTL1, host$H1 via $P1) and $SD2 ($HCTL2, host$H2 via $P2); volA is $NAA_A"
+gt_check "sysfs wwid of $SD1 matches SG_IO VPD 0x83 at attach ($NAA_A)" test "$(sysfs_wwid "$SD1")" == "$NAA_A"
+gt_check "SG_IO unit serial of $SD1 is volA's id" test "$(vpd_serial "$SD1")" == "$SERIAL_A"
+WWID_A=$(mpath_name "$NAA_A")
+DM=$(mpath_create "$WWID_A" "$SD1" "$SD2")
+log "multipath map $WWID_A = $DM over $SD1 $SD2"
+INST_SERIALS=$SERIAL_A instance_start A 10 "$DM"
+instance_wait_marker A VOLUME-A-MARKER 30 && gt_pass "A reads its own volume (VOLUME-A-MARKER) through $DM" \
+	|| gt_fail "A never read VOLUME-A-MARKER through $DM"
+collect_state attached
+
+step "Cinder attachment delete, storage side only: LUN 1 unmapped (host untouched)"
+instance_mark A
+lun_unmap "$IQN" 1
+if wait_for "A's reads fail" 60 instance_saw A 'op=read err='; then
+	gt_pass "A's reads fail once LUN 1 is unmapped ($(instance_saw A 'err=5' && echo EIO || echo error))"
+else
+	gt_fail "A's reads did not fail after the unmap"
+fi
+if wait_for "sense ASC 0x25 in dmesg" 20 bash -c 'dmesg | grep -qiE "Logical unit not supported|asc=0x25|ASC=0x25"'; then
+	gt_pass "kernel logged ILLEGAL REQUEST / LOGICAL UNIT NOT SUPPORTED (ASC 0x25)"
+	dmesg | grep -iE "Logical unit not supported|Illegal Request" | head -4 | while read -r l; do detail "$l"; done
+else
+	gt_fail "no 'Logical unit not supported' sense in dmesg"
+fi
+wait_for "both paths failed" 30 mpath_active_is "$WWID_A" 0 \
+	&& gt_pass "dm-multipath failed both paths of $DM" || gt_fail "paths of $DM not failed (status: $(dmsetup status "$WWID_A"))"
+collect_state unmapped
+
+step "volB mapped at LUN 1 for instance B; os-brick scans LUN 1 on both hosts"
+lun_map "$IQN" 1 volB
+scan_lun "$H1" 1
+scan_lun "$H2" 1
+sleep 1
+NSD1=$(sd_of "$H1" 1) NSD2=$(sd_of "$H2" 1)
+gt_check "the scan reuses the same sd devices at the same H:C:T:L ($SD1 $HCTL1, $SD2 $HCTL2)" \
+	test "$NSD1 $NSD2 $(hctl_of "$NSD1") $(hctl_of "$NSD2")" == "$SD1 $SD2 $HCTL1 $HCTL2"
+# os-brick finds the multipath device through the sd devices' holders
+BDM=$(holder_of "$SD1")
+gt_check "os-brick's holder lookup for volB's paths returns A's map $DM" test "$BDM" == "$DM"
+if wait_for "path checker reinstates both paths" 40 mpath_active_is "$WWID_A" 2; then
+	gt_pass "the path checker (TUR ok, no WWID recheck) reinstated both paths of $DM"
+else
+	gt_fail "paths of $DM not reinstated: $(dmsetup status "$WWID_A")"
+fi
+INST_SERIALS=$SERIAL_B instance_start B 11 "${BDM:-$DM}"
+instance_wait_marker B VOLUME-B-MARKER 30 && gt_pass "B reads volB (VOLUME-B-MARKER)" || gt_fail "B never read VOLUME-B-MARKER"
+
+step "THE LEAK: A's next reads"
+if instance_wait_marker A VOLUME-B-MARKER 40; then
+	gt_pass "LEAK: instance A (pid ${INST_PID[A]}) reads VOLUME-B-MARKER, instance B's volume, through $DM"
+	grep -m1 'marker=VOLUME-B-MARKER' "$LAB_OUT/instance-A.log" | while read -r l; do log "  A: $l"; done
+else
+	gt_fail "A did not read volB's marker (no leak reproduced); last A lines: $(tail -2 "$LAB_OUT/instance-A.log" | tr '\n' ' ')"
+fi
+for e in psync libaio io_uring; do
+	wait_for "A reads volB with $e" 20 instance_engine_read A VOLUME-B-MARKER "$e" \
+		&& gt_pass "A reads volB's marker with $e" || gt_fail "A did not read volB's marker with $e"
+done
+
+step "identity: sysfs cache vs SG_IO"
+for sd in "$SD1" "$SD2"; do
+	sw=$(sysfs_wwid "$sd") vw=$(vpd_naa "$sd") ss=$(sysfs_serial "$sd") vs=$(vpd_serial "$sd")
+	log "$sd: sysfs wwid=$sw vpd_pg80=$ss | SG_IO VPD 0x83=$vw 0x80=$vs"
+	gt_check "$sd: sysfs wwid still says volA ($NAA_A)" test "$sw" == "$NAA_A"
+	gt_check "$sd: SG_IO VPD 0x83 says another LU (volB) ($vw != $NAA_A)" test -n "$vw" -a "$vw" != "$NAA_A"
+	gt_check "$sd: SG_IO VPD 0x80 unit serial is volB's id" test "$vs" == "$SERIAL_B"
+	gt_check "$sd: sysfs vpd_pg80 cache still has volA's id" test "$ss" == "$SERIAL_A"
+done
+sg_vpd -p di "/dev/$SD1" > "$LAB_OUT/sg_vpd-di-$SD1.txt" 2>&1
+gt_check "the dm map is still named for volA (uuid mpath-$WWID_A)" test "$(cat /sys/block/"$DM"/dm/uuid)" == "mpath-$WWID_A"
+collect_state leaked
+
+# What lunwatch must have seen.
+lw_expect flow "${INST_PID[A]}" "$DM" "(instance A)"
+lw_expect flow "${INST_PID[B]}" "$DM" "(instance B)"
+lw_expect flow_cgroup "${INST_PID[A]}" 'machine-qemu\x2d1\x2dinstance\x2d0000000a.scope'
+lw_expect edge "$DM" "$SD1"
+lw_expect edge "$DM" "$SD2"
+lw_expect bind "$SD1" "$HCTL1" "$(majmin "$SD1")"
+lw_expect bind "$SD2" "$HCTL2" "$(majmin "$SD2")"
+lw_expect lifecycle LC_SCSI_HOST_SCAN '((.lifecycle.addr.hctl // "") | endswith(":1"))' "(scan of LUN 1)"
+lw_expect lifecycle LC_SCSI_DEVICE_ADD '(.lifecycle.addr.hctl // "") == "'"$HCTL1"'"' "($HCTL1)"
+lw_expect login "${S1#session}"
+lw_expect login "${S2#session}"
+lw_expect lifecycle LC_DM_PATH_FAIL
+lw_expect lifecycle LC_DM_PATH_REINSTATE
+lw_expect scsi_error - 37 0
+lw_finish_note="A=${INST_PID[A]} B=${INST_PID[B]} dm=$DM paths=$SD1,$SD2"
+echo "$lw_finish_note" > "$LAB_OUT/facts.txt"
+lab_finish
