@@ -39,6 +39,33 @@ static __always_inline struct lw_lifecycle_event *lw_lc_begin(__u32 kind)
 	return e;
 }
 
+/* A removed device's number is reused by the next device (LIO and the SCSI
+ * layer hand out the same sd name, dev_t and H:C:T:L): forget what was
+ * reported about it, so the new one is reported afresh. */
+static long lw_forget_edge_cb(void *map, struct lw_edge_key *k, __u64 *v, __u32 *dev)
+{
+	if (k->lower == *dev || k->upper == *dev)
+		bpf_map_delete_elem(map, k);
+	return 0;
+}
+
+static long lw_forget_flow_cb(void *map, struct lw_flow_key *k, struct lw_flow_val *v, __u32 *dev)
+{
+	if (k->dev == *dev)
+		bpf_map_delete_elem(map, k);
+	return 0;
+}
+
+static __always_inline void lw_forget_dev(__u32 dev)
+{
+	if (!dev)
+		return;
+	bpf_map_delete_elem(&bindings, &dev);
+	bpf_map_delete_elem(&err_limit, &dev);
+	bpf_for_each_map_elem(&edges, lw_forget_edge_cb, &dev, 0);
+	bpf_for_each_map_elem(&flows, lw_forget_flow_cb, &dev, 0);
+}
+
 static __always_inline int lw_lc_sdev(__u32 kind, struct scsi_device___lw *sdev, int code)
 {
 	__u32 host = ~0U, dev = 0;
@@ -53,6 +80,8 @@ static __always_inline int lw_lc_sdev(__u32 kind, struct scsi_device___lw *sdev,
 		lw_guard_close(host, lun, dev, LW_CLOSE_RESCAN);
 	if (sdev && kind == LW_LC_SCSI_DEVICE_EVENT)
 		lw_guard_close(host, lun, dev, LW_CLOSE_UNIT_ATTENTION);
+	if (kind == LW_LC_SCSI_DEVICE_REMOVE)
+		lw_forget_dev(dev);
 	struct lw_lifecycle_event *e = lw_lc_begin(kind);
 	if (!e)
 		return 0;

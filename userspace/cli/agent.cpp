@@ -105,6 +105,7 @@ class Agent {
   bool topology_stale_ = false;
   uint64_t seq_ = 0;
   uint64_t alerts_total_ = 0;
+  uint64_t vanished_total_ = 0;
 };
 
 void Agent::feed(v1::Event ev) {
@@ -158,6 +159,22 @@ void Agent::refresh_topology() {
   topology::ReadStats stats;
   v1::Event ev;
   *ev.mutable_topology() = topology::read_topology(o_.sysfs_root, &stats);
+  // Devices that disappeared: the kernel side must report their successors afresh.
+  std::set<std::string> now_present;
+  for (const auto& d : ev.topology().devices()) now_present.insert(d.dev());
+  for (const auto& m : ev.topology().maps()) now_present.insert(m.dev());
+  auto forget = [&](const std::string& dev) {
+    if (now_present.count(dev)) return;
+    if (auto n = parse_devnum(dev))
+      for (const auto& f : probes_->forget_device(to_kernel_dev(*n))) {
+        auto& c = carried_[{f.key.tgid, f.key.dev}];
+        c.first += f.val.bytes[0];
+        c.second += f.val.bytes[1];
+      }
+  };
+  for (const auto& d : last_topology_.devices()) forget(d.dev());
+  for (const auto& m : last_topology_.maps()) forget(m.dev());
+  if (stats.vanished) metrics_.set_input_errors("sysfs_vanished", vanished_total_ += stats.vanished);
   last_topology_ = ev.topology();
   topology_stale_ = false;
   feed(std::move(ev));

@@ -440,6 +440,22 @@ std::vector<FlowRecord> Probes::rearm_flows(const std::set<uint32_t>& kernel_dev
   return taken;
 }
 
+std::vector<FlowRecord> Probes::forget_device(uint32_t kdev) {
+  int efd = bpf_map__fd(impl_->skel->maps.edges);
+  std::vector<lw_edge_key> gone;
+  lw_edge_key k{}, next{};
+  lw_edge_key* prev = nullptr;
+  while (bpf_map_get_next_key(efd, prev, &next) == 0) {
+    if (next.upper == kdev || next.lower == kdev) gone.push_back(next);
+    k = next;
+    prev = &k;
+  }
+  for (auto& e : gone) bpf_map_delete_elem(efd, &e);
+  bpf_map_delete_elem(bpf_map__fd(impl_->skel->maps.bindings), &kdev);
+  bpf_map_delete_elem(bpf_map__fd(impl_->skel->maps.err_limit), &kdev);
+  return rearm_flows({kdev});
+}
+
 namespace {
 std::vector<uint64_t> sum_percpu(bpf_map* map, uint32_t n) {
   int ncpu = libbpf_num_possible_cpus();
