@@ -25,9 +25,13 @@
 #include "inventory/libvirt.h"
 #include "probes/loader.h"
 #include "sinks/alerts.h"
+#include <optional>
 #include "sinks/json.h"
 #include "sinks/metrics.h"
 #include "sinks/recording.h"
+#include "sinks/dump.h"
+#include "sinks/recorder.h"
+#include <dirent.h>
 #include "topology/devnames.h"
 #include "topology/sgio.h"
 #include "topology/sysfs.h"
@@ -41,7 +45,68 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_dump_now{false};
 void on_signal(int) { g_stop = true; }
+void on_usr1(int) { g_dump_now = true; }
+
+v1::Severity severity_threshold(const std::string& s) {
+  if (s == "critical") return v1::SEVERITY_CRITICAL;
+  if (s == "high") return v1::SEVERITY_HIGH;
+  if (s == "warning") return v1::SEVERITY_WARNING;
+  return static_cast<v1::Severity>(99);  // off
+}
+
+std::string slurp(const std::string& path, size_t cap) {
+  std::ifstream in(path, std::ios::binary);
+  std::string s(cap, '\0');
+  in.read(s.data(), static_cast<std::streamsize>(cap));
+  s.resize(static_cast<size_t>(in.gcount()));
+  return s;
+}
+
+v1::ProcessInfo process_info(uint32_t pid, const v1::Instance& inst, const std::string& libvirt_dir) {
+  v1::ProcessInfo p;
+  p.set_pid(pid);
+  *p.mutable_instance() = inst;
+  std::string base = "/proc/" + std::to_string(pid);
+  std::string comm = slurp(base + "/comm", 64);
+  if (comm.empty()) {
+    p.set_gone(true);
+    return p;
+  }
+  if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+  p.set_comm(comm);
+  std::string cmd = slurp(base + "/cmdline", 16384);
+  size_t start = 0;
+  for (size_t i = 0; i <= cmd.size(); ++i)
+    if (i == cmd.size() || cmd[i] == '\0') {
+      if (i > start) p.add_cmdline(cmd.substr(start, i - start));
+      start = i + 1;
+    }
+  std::string cg = slurp(base + "/cgroup", 4096);
+  if (auto pos = cg.find("0::"); pos != std::string::npos) {
+    auto end = cg.find('\n', pos);
+    p.set_cgroup(cg.substr(pos + 3, end == std::string::npos ? std::string::npos : end - pos - 3));
+  }
+  if (DIR* d = ::opendir((base + "/fd").c_str())) {
+    while (auto* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::string fdpath = base + "/fd/" + e->d_name;
+      struct stat st {};
+      if (::stat(fdpath.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) continue;
+      char target[512] = {};
+      ssize_t n = ::readlink(fdpath.c_str(), target, sizeof target - 1);
+      auto* o = p.add_open_block_devices();
+      o->set_fd(std::atoi(e->d_name));
+      o->set_path(n > 0 ? std::string(target, static_cast<size_t>(n)) : "");
+      o->set_dev(to_string(from_user_dev(st.st_rdev)));
+    }
+    ::closedir(d);
+  }
+  if (!inst.name().empty() && inst.name().find('/') == std::string::npos)
+    p.set_libvirt_domain_xml(slurp(libvirt_dir + "/" + inst.name() + ".xml", 64 * 1024));
+  return p;
+}
 
 uint64_t mono_ns() {
   return static_cast<uint64_t>(
@@ -80,6 +145,8 @@ class Agent {
   void drain_verifier();
   void update_metrics();
   void sync_guard();
+  void maybe_capture(const v1::Alert& a);
+  void write_capture();
   void run_audit();
 
   const AgentOptions& o_;
@@ -106,6 +173,10 @@ class Agent {
   uint64_t seq_ = 0;
   uint64_t alerts_total_ = 0;
   uint64_t vanished_total_ = 0;
+  std::unique_ptr<sinks::FlightRecorder> recorder_mem_;
+  std::optional<v1::Alert> pending_capture_;
+  Clock::time_point capture_at_{};
+  uint64_t dumps_written_ = 0;
 };
 
 void Agent::feed(v1::Event ev) {
@@ -113,6 +184,7 @@ void Agent::feed(v1::Event ev) {
   if (ev.ts_ns() == 0) ev.set_ts_ns(mono_ns());
   ev.set_seq(++seq_);
   if (recorder_) recorder_->write(ev);
+  if (recorder_mem_) recorder_mem_->add(ev);
   if (events_out_ && !ev.has_topology() && !ev.has_inventory() && !ev.has_bindings()) events_out_->write(ev);
   metrics_.on_event(ev);
   detect::Output out;
@@ -125,6 +197,7 @@ void Agent::handle(detect::Output& out) {
     alerts_total_++;
     alerts_out_->write(a);
     metrics_.on_alert(a);
+    maybe_capture(a);
   }
   if (!out.alerts.empty()) metrics_.set_active_alerts(correlator_->active_alerts());
   for (const auto& r : out.verify) {
@@ -189,6 +262,90 @@ void Agent::refresh_inventory() {
       if (a.resolved_dev().empty()) a.set_resolved_dev(resolve_dev(a.device_path()));
     feed(std::move(ev));
   }
+}
+
+void Agent::maybe_capture(const v1::Alert& a) {
+  if (a.state() != v1::ALERT_FIRING || a.severity() < severity_threshold(o_.dump_severity)) return;
+  if (pending_capture_) return;  // one capture covers alerts raised inside its window
+  pending_capture_ = a;
+  capture_at_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.dump_after_s));
+}
+
+void Agent::write_capture() {
+  v1::Alert trigger = *pending_capture_;
+  pending_capture_.reset();
+  v1::CaptureDump d;
+  d.set_format_version(sinks::kDumpVersion);
+  d.set_created_unix_ms(unix_ms());
+  d.set_reason(trigger.rule() == v1::RULE_UNKNOWN ? "on demand" : "alert");
+  *d.mutable_trigger() = trigger;
+  d.set_trigger_seq(trigger.trigger().seq());
+  d.set_window_before_ms(static_cast<int64_t>(o_.dump_before_s * 1000));
+  d.set_window_after_ms(static_cast<int64_t>(o_.dump_after_s * 1000));
+  auto window = recorder_mem_->window();
+  uint64_t first = window.empty() ? UINT64_MAX : window.front().seq();
+  for (auto& e : recorder_mem_->baseline())
+    if (e.seq() < first) *d.add_baseline() = std::move(e);
+  for (auto& e : window) *d.add_events() = std::move(e);
+  // Topology now, with what SG_IO last said about each device.
+  *d.mutable_topology() = last_topology_;
+  std::map<std::string, detect::DeviceView> views;
+  for (const auto& v : correlator_->devices()) views[v.dev] = v;
+  for (auto& dev : *d.mutable_topology()->mutable_devices()) {
+    auto it = views.find(dev.dev());
+    if (it == views.end()) continue;
+    if (it->second.verified) *dev.mutable_verified() = *it->second.verified;
+    dev.set_verified_at_unix_ms(it->second.verified_unix_ms);
+    dev.set_verify_error(it->second.verify_error);
+  }
+  for (const auto& s : sources_) *d.add_sources() = s->snapshot();
+  *d.mutable_bindings() = correlator_->bindings().snapshot();
+  // The processes involved: the actor and every process of the instances named.
+  std::set<uint32_t> pids;
+  if (trigger.pid()) pids.insert(trigger.pid());
+  for (const auto* uuid : {&trigger.instance().uuid(), &trigger.owner().uuid()}) {
+    auto it = correlator_->instance_pids().find(*uuid);
+    if (!uuid->empty() && it != correlator_->instance_pids().end()) pids.insert(it->second.begin(), it->second.end());
+  }
+  for (uint32_t pid : pids) *d.add_processes() = process_info(pid, instances_->resolve(pid), o_.libvirt_dir);
+  auto* h = d.mutable_host();
+  h->set_hostname(trigger.hostname());
+  struct utsname u {};
+  uname(&u);
+  h->set_kernel(u.release);
+  h->set_agent_version(LUNWATCH_VERSION);
+  h->set_libbpf(std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version()));
+  for (const auto& hs : probes_->hook_states()) *h->add_probes() = hs;
+  h->set_guard_mode(guard_ ? guard::mode_name(guard_mode_) : "off");
+  auto& cfg = *h->mutable_config();  // settings only: lunwatch holds no secret in its flags
+  cfg["libvirt_dir"] = o_.libvirt_dir;
+  cfg["sysfs_root"] = o_.sysfs_root;
+  cfg["state_file"] = o_.state_file;
+  cfg["attachments"] = std::to_string(o_.attachment_files.size()) + " source(s)";
+  cfg["guard"] = o_.guard_mode;
+  cfg["dump_severity"] = o_.dump_severity;
+  cfg["verify_interval_s"] = std::to_string(o_.verify_interval_s);
+  cfg["orphan_grace_s"] = std::to_string(o_.orphan_grace_s);
+
+  std::error_code ec;
+  std::filesystem::create_directories(o_.dump_dir, ec);
+  std::string stamp = sinks::rfc3339_ms(unix_ms());
+  for (auto& c : stamp)
+    if (c == ':') c = '-';
+  std::string rule = trigger.rule() == v1::RULE_UNKNOWN ? "on-demand" : v1::Rule_Name(trigger.rule());
+  std::string path = o_.dump_dir + "/lunwatch-" + stamp + "-" + rule + ".lwdump";
+  auto w = sinks::write_dump(path, d);
+  if (!w.ok()) {
+    bool full = w.error().message.find("No space") != std::string::npos;
+    metrics_.dump_error(full ? "full" : "io");
+    log::error("capture not written: " + w.error().message);
+    return;
+  }
+  dumps_written_++;
+  metrics_.dump_written(w.value());
+  sinks::enforce_retention(o_.dump_dir, o_.dump_max_files, o_.dump_max_bytes);
+  log::info("capture written: " + path + " (" + std::to_string(w.value()) + " bytes, " +
+            std::to_string(d.baseline_size()) + " baseline + " + std::to_string(d.events_size()) + " events)");
 }
 
 void Agent::update_metrics() {
@@ -404,6 +561,10 @@ int Agent::run() {
     co.hostname = h;
   }
   correlator_ = std::make_unique<detect::Correlator>(co);
+  sinks::FlightRecorder::Options ro;
+  ro.keep_ms = static_cast<int64_t>((o_.dump_before_s + o_.dump_after_s) * 1000);
+  ro.max_bytes = o_.recorder_max_bytes;
+  recorder_mem_ = std::make_unique<sinks::FlightRecorder>(ro);
   topology::IdentityVerifier::Options vo;
   vo.timeout = std::chrono::milliseconds(static_cast<int64_t>(o_.verify_timeout_s * 1000));
   verifier_ = std::make_unique<topology::IdentityVerifier>(vo);
@@ -444,6 +605,14 @@ int Agent::run() {
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction su {};
+  su.sa_handler = on_usr1;
+  sigaction(SIGUSR1, &su, nullptr);
+  if (!o_.pid_file.empty()) {
+    std::error_code pec;
+    std::filesystem::create_directories(std::filesystem::path(o_.pid_file).parent_path(), pec);
+    std::ofstream(o_.pid_file) << getpid() << "\n";
+  }
   if (!r.ready_file.empty()) std::ofstream(r.ready_file) << getpid() << "\n";
 
   auto start = Clock::now();
@@ -479,6 +648,15 @@ int Agent::run() {
       refresh_inventory();
       next_inventory = now + std::chrono::duration<double>(o_.inventory_interval_s);
     }
+    if (g_dump_now.exchange(false)) {
+      v1::Alert on_demand;
+      on_demand.set_summary("capture on demand (SIGUSR1 / lunwatch dump now)");
+      on_demand.set_unix_ms(unix_ms());
+      on_demand.set_hostname(co.hostname);
+      pending_capture_ = on_demand;
+      capture_at_ = now;
+    }
+    if (pending_capture_ && now >= capture_at_) write_capture();
     if (now >= next_metrics) {
       sync_guard();
       update_metrics();
@@ -495,6 +673,7 @@ int Agent::run() {
   }
   probes_->poll(0, handler);
   drain_verifier();
+  if (pending_capture_) write_capture();  // do not lose a capture on a clean stop
   if (!r.stats_file.empty()) write_stats_file(r.stats_file, *probes_);
   log::info("stopped: " + std::to_string(probes_->consumer_stats().events) + " kernel events, " +
             std::to_string(alerts_total_) + " alerts");

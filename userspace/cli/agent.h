@@ -30,6 +30,15 @@ struct AgentOptions {
   std::string metrics_listen = "127.0.0.1:9477";
   std::string guard_mode = "monitor";  // off | monitor | enforce
   std::string pin_dir = "/sys/fs/bpf/lunwatch";
+  // Forensic captures.
+  std::string dump_dir = "/var/lib/lunwatch/dumps";
+  std::string dump_severity = "high";  // critical | high | warning | off
+  double dump_before_s = 60;
+  double dump_after_s = 10;
+  size_t dump_max_files = 20;
+  uint64_t dump_max_bytes = 512ull << 20;
+  uint64_t recorder_max_bytes = 64ull << 20;
+  std::string pid_file = "/run/lunwatch/lunwatch.pid";
 };
 
 int run_agent(const AgentOptions& options);

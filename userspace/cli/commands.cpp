@@ -89,6 +89,7 @@ int exit_code(Errc code) {
 }
 
 int cmd_replay(const std::string& path, const std::string& format, bool events) {
+  if (is_dump_file(path)) return replay_dump(path, format);
   detect::Correlator correlator;
   sinks::AlertWriter alerts(stdout, format == "falco" ? sinks::AlertFormat::kFalco : sinks::AlertFormat::kJson);
   sinks::JsonLines ev_out(stdout);

@@ -47,6 +47,19 @@ struct GuardCommand {
   std::string pin_dir = "/sys/fs/bpf/lunwatch";
 };
 int cmd_guard(const GuardCommand& g);
+
+struct DumpCommand {
+  std::string action = "show";  // show, verify, now
+  std::string file;
+  bool json = false;
+  std::string pid_file = "/run/lunwatch/lunwatch.pid";
+  std::string dump_dir = "/var/lib/lunwatch/dumps";
+  double timeout_s = 10;
+};
+int cmd_dump(const DumpCommand& d);
+bool is_dump_file(const std::string& path);
+// Replays a capture dump; exit 0 when the trigger alert is raised again.
+int replay_dump(const std::string& path, const std::string& format);
 int cmd_metrics(bool json);
 
 // Kernel flow counters, drops, program stats and consumer counters as JSON.

@@ -61,6 +61,17 @@ int main(int argc, char** argv) {
                       "guard mode: off, monitor (report what would be refused), enforce (refuse it)")
       ->check(CLI::IsMember({"off", "monitor", "enforce"}))
       ->capture_default_str();
+  run_cmd->add_option("--dump-dir", agent.dump_dir, "where capture dumps go")->capture_default_str();
+  run_cmd->add_option("--dump-severity", agent.dump_severity, "capture on alerts at or above: critical, high, warning, off")
+      ->check(CLI::IsMember({"critical", "high", "warning", "off"}))
+      ->capture_default_str();
+  run_cmd->add_option("--dump-before", agent.dump_before_s, "seconds of history before the trigger")->capture_default_str();
+  run_cmd->add_option("--dump-after", agent.dump_after_s, "seconds recorded after the trigger")->capture_default_str();
+  run_cmd->add_option("--dump-max-files", agent.dump_max_files, "captures kept")->capture_default_str();
+  run_cmd->add_option("--dump-max-bytes", agent.dump_max_bytes, "total bytes of captures kept")->capture_default_str();
+  run_cmd->add_option("--recorder-max-bytes", agent.recorder_max_bytes, "flight recorder memory bound")
+      ->capture_default_str();
+  run_cmd->add_option("--pid-file", agent.pid_file, "pid file (`lunwatch dump now` signals it)")->capture_default_str();
   run_cmd->add_option("--hostname", agent.hostname, "name of this hypervisor in alerts (default: gethostname)");
 
   lunwatch::cli::GuardCommand guard_cmd_opts;
@@ -74,6 +85,19 @@ int main(int argc, char** argv) {
   auto* g_quar = guard_cmd->add_subcommand("quarantine", "refuse DEVICE to every process but the allowlist");
   g_quar->add_option("DEVICE", guard_cmd_opts.arg, "/dev/dm-0, dm-0 or 254:0")->required();
   (void)g_status;
+
+  lunwatch::cli::DumpCommand dump_opts;
+  auto* dump_cmd = app.add_subcommand("dump", "forensic capture dumps: show, verify, now");
+  dump_cmd->require_subcommand(1);
+  auto* d_show = dump_cmd->add_subcommand("show", "summary and timeline of a capture");
+  d_show->add_option("FILE", dump_opts.file)->required();
+  d_show->add_flag("--json", dump_opts.json, "the whole capture as JSON");
+  auto* d_verify = dump_cmd->add_subcommand("verify", "check a capture's checksum and structure");
+  d_verify->add_option("FILE", dump_opts.file)->required();
+  auto* d_now = dump_cmd->add_subcommand("now", "ask the running agent for a capture now (SIGUSR1)");
+  d_now->add_option("--pid-file", dump_opts.pid_file)->capture_default_str();
+  d_now->add_option("--dump-dir", dump_opts.dump_dir)->capture_default_str();
+  d_now->add_option("--timeout", dump_opts.timeout_s, "seconds to wait for the file")->capture_default_str();
 
   bool metrics_json = false;
   auto* metrics_cmd = app.add_subcommand("metrics", "list every Prometheus metric lunwatch exports");
@@ -122,6 +146,11 @@ int main(int argc, char** argv) {
     if (*g_release) guard_cmd_opts.action = "release";
     if (*g_quar) guard_cmd_opts.action = "quarantine";
     return lunwatch::cli::cmd_guard(guard_cmd_opts);
+  }
+  if (*dump_cmd) {
+    if (*d_verify) dump_opts.action = "verify";
+    if (*d_now) dump_opts.action = "now";
+    return lunwatch::cli::cmd_dump(dump_opts);
   }
   if (*metrics_cmd) return lunwatch::cli::cmd_metrics(metrics_json);
   if (*topo_cmd) return lunwatch::cli::cmd_topology(topo);
