@@ -165,6 +165,7 @@ class Agent {
   uint64_t guard_generation_ = 0;
   std::map<std::string, uint64_t> verify_submit_ns_;  // sd name -> when its SG_IO was asked
   std::map<std::string, uint64_t> verified_since_;    // "maj:min" -> submit time of its last good answer
+  std::map<std::string, uint64_t> verify_failed_since_;  // "maj:min" -> submit time of its last failed answer
   std::FILE* events_file_ = nullptr;
   std::FILE* alerts_file_ = nullptr;
   std::map<std::string, v1::VerifyReason> verify_reason_;
@@ -427,7 +428,9 @@ void Agent::drain_verifier() {
       if (!o.timed_out) verify_reason_.erase(it);
     }
     if (!o.ok) log::warn("identity of " + o.name + " not verified: " + o.error);
+    if (!o.ok) verify_failed_since_[to_string(o.dev)] = verify_submit_ns_[o.name];
     if (o.ok) {
+      verify_failed_since_.erase(to_string(o.dev));
       verified_since_[to_string(o.dev)] = verify_submit_ns_[o.name];
       for (const auto& d : last_topology_.devices())
         if (d.name() == o.name) metrics_.identity_checked(d.dev(), d.cached().wwid(), o.identity.wwid());
@@ -449,16 +452,25 @@ void Agent::sync_guard() {
       const auto& cur = k->second;
       if (cur.state == LW_GUARD_QUARANTINE) continue;  // the operator's call
       if (cur.state == LW_GUARD_UNVERIFIED) {
-        // Closed by the kernel: re-open only on an answer asked after the close.
-        bool fresh = !dp.paths.empty();
+        // Closed by the kernel: re-open only on answers asked after the close.
+        // Every path must have answered since (a path that is down answers
+        // with an error and cannot carry I/O), and at least one must have
+        // verified the owner's identity.
+        bool fresh = false, pending = false;
         detect::Output again;
         for (const auto& p : dp.paths) {
-          auto it = verified_since_.find(to_string(from_kernel_dev(p.dev)));
-          if (it == verified_since_.end() || it->second < cur.closed_ns) {
-            fresh = false;
-            again.verify.push_back({"", to_string(from_kernel_dev(p.dev)), v1::VERIFY_ERROR_RECOVERY});
+          std::string pd = to_string(from_kernel_dev(p.dev));
+          auto ok = verified_since_.find(pd);
+          auto bad = verify_failed_since_.find(pd);
+          bool ok_after = ok != verified_since_.end() && ok->second >= cur.closed_ns;
+          bool bad_after = bad != verify_failed_since_.end() && bad->second >= cur.closed_ns;
+          if (ok_after) fresh = true;
+          if (!ok_after && !bad_after) {
+            pending = true;
+            again.verify.push_back({"", pd, v1::VERIFY_ERROR_RECOVERY});
           }
         }
+        if (pending) fresh = false;
         if (!fresh) {
           for (auto& r : again.verify)
             for (const auto& d : correlator_->devices())
@@ -570,6 +582,11 @@ int Agent::run() {
   verifier_ = std::make_unique<topology::IdentityVerifier>(vo);
   if (o_.libvirt) sources_.push_back(std::make_unique<inventory::LibvirtSource>(o_.libvirt_dir));
   for (const auto& f : o_.attachment_files) sources_.push_back(std::make_unique<inventory::FileSource>(f));
+  if (o_.cinder) {
+    auto client = std::make_unique<inventory::CinderClient>(*o_.cinder);
+    log::info("attachment source: Cinder via " + client->describe());
+    sources_.push_back(std::make_unique<inventory::CinderSource>(std::move(client)));
+  }
 
   topology::DeviceNames names(o_.sysfs_root);
   inventory::CgroupPaths cgroups;

@@ -8,6 +8,9 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "inventory/cinder.h"
+
+#include <optional>
 
 namespace lunwatch::cli {
 
@@ -39,6 +42,7 @@ struct AgentOptions {
   uint64_t dump_max_bytes = 512ull << 20;
   uint64_t recorder_max_bytes = 64ull << 20;
   std::string pid_file = "/run/lunwatch/lunwatch.pid";
+  std::optional<inventory::KeystoneConfig> cinder;  // [cinder] of the config file
 };
 
 int run_agent(const AgentOptions& options);

@@ -9,6 +9,7 @@
 #include "cli/cmd_audit.h"
 #include "cli/agent.h"
 #include "cli/commands.h"
+#include "cli/config.h"
 #include "common/log.h"
 
 int main(int argc, char** argv) {
@@ -22,6 +23,8 @@ int main(int argc, char** argv) {
   lunwatch::cli::AgentOptions agent;
   auto& run = agent.run;
   auto* run_cmd = app.add_subcommand("run", "load the probes, watch, and alert on cross-instance access");
+  std::string config_path = lunwatch::cli::kDefaultConfig;
+  run_cmd->add_option("--config", config_path, "INI config ([agent], [cinder]); flags override it")->capture_default_str();
   run_cmd->add_flag("--events", run.events, "print every event as one JSON line on stdout");
   run_cmd->add_option("--events-file", run.events_file, "append event JSON lines to this file instead of stdout");
   run_cmd->add_option("--duration", run.duration_s, "stop after this many seconds (0: until SIGINT/SIGTERM)");
@@ -131,6 +134,25 @@ int main(int argc, char** argv) {
   auto* audit_cmd = lunwatch::cli::add_audit_command(app);
   // (end of subcommand registrations)
 
+  // The config file sets defaults; flags parsed afterwards override them.
+  {
+    bool explicit_config = false;
+    for (int i = 1; i + 1 < argc; ++i)
+      if (std::string(argv[i]) == "--config") {
+        config_path = argv[i + 1];
+        explicit_config = true;
+      }
+    bool is_run = argc > 1 && std::string(argv[1]) == "run";
+    for (int i = 1; i < argc && !is_run; ++i) is_run = std::string(argv[i]) == "run";
+    if (is_run) {
+      auto cfg = lunwatch::cli::load_config(config_path, explicit_config, agent);
+      if (!cfg.ok()) {
+        lunwatch::log::error(cfg.error().message);
+        return 2;
+      }
+      agent.cinder = std::move(cfg.value());
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -680,8 +680,8 @@ void Correlator::on_identity(const v1::Event& ev, Output& out) {
   bool changed = !old.empty() && old != c.identity().wwid();
   if (changed)
     for (const auto& u : uppers_closure(c.dev())) out.rearm.push_back(u);
+  try_bind_all(out);  // first, so a new owner is known when the old holder's change is reported
   for (const auto& x : uppers_closure(c.dev())) check_device(x, ev, out);
-  try_bind_all(out);
 
   // Flows that waited for this identity.
   std::vector<v1::Event> ready;
@@ -807,8 +807,12 @@ void Correlator::check_divergence(const v1::Event& trigger, Output& out) {
       if (a.volume_id().empty() || a.instance_uuid().empty()) continue;
       bool known = false;
       auto st = cinder_status(a.instance_uuid(), a.volume_id(), &known);
-      if (!known || !gone(st)) continue;
       std::string subject = (a.instance_name().empty() ? a.instance_uuid() : a.instance_name()) + "/" + a.volume_id();
+      auto [seen, fresh] = libvirt_seen_.emplace(subject, now_ns_);
+      if (!known || !gone(st)) continue;
+      bool absent = lookup(index().by_pair, BindingStore::key(a.instance_uuid(), a.volume_id())).empty();
+      // A disk that just appeared may not be in Cinder's list yet: give the sources a refresh.
+      if (absent && now_ns_ - seen->second < opt_.divergence_grace_ns) continue;
       firing.insert("ATTACHMENT_DIVERGENCE/" + subject);
       auto al = make_alert(v1::ATTACHMENT_DIVERGENCE, subject, trigger);
       if (const auto* inst = instance_by_uuid(a.instance_uuid())) *al.mutable_instance() = *inst;
@@ -816,7 +820,8 @@ void Correlator::check_divergence(const v1::Event& trigger, Output& out) {
       al.set_volume_id(a.volume_id());
       if (!a.resolved_dev().empty()) describe_device(a.resolved_dev(), al);
       al.set_summary("libvirt says " + label(al.instance()) + " has volume " + a.volume_id() + " at " +
-                     a.device_path() + " but Cinder says the attachment is " + v1::AttachmentStatus_Name(st));
+                     a.device_path() + (absent ? " but Cinder has no attachment record for it"
+                                               : " but Cinder says the attachment is " + v1::AttachmentStatus_Name(st)));
       fire(std::move(al), out);
     }
   }

@@ -25,6 +25,9 @@ struct CorrelatorOptions {
   // A device no attachment explains is an orphan only after this long (an
   // attach in progress shows the device before the records).
   uint64_t orphan_grace_ns = 60'000'000'000ULL;
+  // A libvirt disk with no Cinder record at all is a divergence only after this
+  // long (Cinder's list may not have been refreshed since the attach).
+  uint64_t divergence_grace_ns = 30'000'000'000ULL;
   std::string hostname;
 };
 
@@ -149,6 +152,7 @@ class Correlator {
   std::map<std::string, v1::Alert> active_;                        // by alert id
   std::map<std::string, uint64_t> orphan_since_;
   std::map<std::string, std::set<uint32_t>> instance_pids_;
+  std::map<std::string, uint64_t> libvirt_seen_;  // instance/volume -> first seen in libvirt
   BindingStore bindings_;
   mutable Index index_;
   uint64_t now_ns_ = 0;

@@ -184,15 +184,22 @@ std::vector<uint64_t> GuardMaps::stats() const {
 
 Result<bool> pin_links(const std::vector<std::pair<std::string, int>>& links, const std::string& dir) {
   for (const auto& [name, fd] : links) {
+    // bpffs refuses names with dots: "link_<prog>" and "link_<prog>_new".
     std::string path = dir + "/link_" + name;
-    std::string tmp = path + ".new";
+    std::string tmp = path + "_new";
     ::unlink(tmp.c_str());
     if (bpf_obj_pin(fd, tmp.c_str()) != 0)
       return make_error(Errc::kIo, "cannot pin " + tmp + ": " + std::strerror(errno));
-    // rename over the old pin: the old link loses its last reference and detaches
-    // only after the new one is already attached.
-    if (::rename(tmp.c_str(), path.c_str()) != 0)
-      return make_error(Errc::kIo, "cannot replace " + path + ": " + std::strerror(errno));
+    // Replace the old pin only once the new link is attached and pinned: the
+    // old link then loses its last reference and detaches.
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+      ::unlink(path.c_str());
+      if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        ::unlink(tmp.c_str());
+        if (bpf_obj_pin(fd, path.c_str()) != 0)
+          return make_error(Errc::kIo, "cannot pin " + path + ": " + std::strerror(errno));
+      }
+    }
   }
   return true;
 }

@@ -51,6 +51,7 @@ export LAB_LUNWATCH=${KARG[lunwatch]:-$LAB_REPO/build/lunwatch}
 export LAB_VERBOSE=${KARG[verbose]:-0}
 export LAB_PROBES_JSON=${KARG[probes_json]:-0}
 export LAB_KVER=$(uname -r)
+[[ -n ${KARG[guard]:-} ]] && export LAB_GUARD=${KARG[guard]}
 
 mkdir -p /lab-out
 if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,rw labout /lab-out; then

@@ -5,15 +5,17 @@
 //   qemu-system-x86_64 -name guest=instance-0000000a,debug-threads=on -uuid UUID
 //       -drive file=/dev/dm-0,format=raw,if=none,cache=none[,...] [-drive ...]
 //       [-lab-engines psync,libaio,io_uring] [-lab-interval-ms 200] [-lab-write 0|1]
-//       [-lab-count N] [-lab-heartbeat-s 5]
+//       [-lab-count N] [-lab-heartbeat-s 5] [-lab-open-retry-s N]
 // It opens every drive once with O_RDWR|O_DIRECT and keeps the descriptors (as qemu
 // does), then loops: for each drive, with the next engine in turn, read 4 KiB at
 // offset 0 and report the volume marker found there (the text up to the first
 // whitespace/NUL, e.g. VOLUME-A-MARKER); optionally write 4 KiB at 1 MiB.
 // Output (stdout, one line each): a line whenever (drive, result, marker) changes,
 // a heartbeat with counters every few seconds, and the totals on SIGTERM/SIGINT:
-//   t=1234 drive=/dev/dm-0 engine=libaio op=read ok marker=VOLUME-A-MARKER n=17
-//   t=1234 drive=/dev/dm-0 engine=psync op=read err=5 (Input/output error) n=18
+//   t=1234 wall_ms=1700000000123 mono_ms=45678 drive=/dev/dm-0 engine=libaio op=read ok marker=VOLUME-A-MARKER n=17
+//   t=1234 wall_ms=.. mono_ms=.. drive=/dev/dm-0 engine=psync op=read err=5 (Input/output error) n=18
+// (t: ms since start; wall_ms: CLOCK_REALTIME; mono_ms: CLOCK_MONOTONIC; err: the errno,
+//  e.g. 1 (Operation not permitted) when lunwatch's guard refuses the I/O)
 //   total t=.. drive=/dev/dm-0 reads=40 ok=37 read_errors=3 writes=40 write_errors=1 last=ok markers=VOLUME-A-MARKER@psync:13,VOLUME-A-MARKER@libaio:12,...
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,7 +40,7 @@ static const char *engine_name[E_MAX] = {"psync", "libaio", "io_uring"};
 struct drive {
 	char path[256];
 	int fd;
-	long reads, read_errors, writes, write_errors;
+	long reads, read_errors, writes, write_errors, read_denied, write_denied;
 	char last[160];
 	struct {
 		char name[96];
@@ -58,6 +60,14 @@ static long now_ms(void) {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+}
+
+// Absolute clocks for the lab's latency measures: wall (to compare with an alert's
+// unix_ms) and CLOCK_MONOTONIC (the clock of lunwatch's event ts_ns), in ms.
+static long long clock_ms(clockid_t c) {
+	struct timespec t;
+	clock_gettime(c, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 static void on_signal(int sig) {
@@ -145,7 +155,7 @@ static void print_totals(const char *tag) {
 			printf("%s%s:%ld", any ? "," : "", d->markers[j].name, d->markers[j].count);
 			any = 1;
 		}
-		printf("%s\n", any ? "" : "-");
+		printf("%s read_denied=%ld write_denied=%ld\n", any ? "" : "-", d->read_denied, d->write_denied);
 	}
 	fflush(stdout);
 }
@@ -158,7 +168,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-	int engines[E_MAX], nengines = 0, interval_ms = 200, do_write = 1, heartbeat_s = 5;
+	int engines[E_MAX], nengines = 0, interval_ms = 200, do_write = 1, heartbeat_s = 5, open_retry_s = 0;
 	long count = 0;
 	const char *name = "?", *uuid = "?";
 	for (int i = 1; i < argc; i++) {
@@ -196,6 +206,8 @@ int main(int argc, char **argv) {
 			count = atol(v);
 		else if (!strcmp(a, "-lab-heartbeat-s"))
 			heartbeat_s = atoi(v);
+		else if (!strcmp(a, "-lab-open-retry-s"))
+			open_retry_s = atoi(v);
 		// other qemu-looking options (-machine, -m, ...) are accepted and ignored
 		i++;
 	}
@@ -229,7 +241,24 @@ int main(int argc, char **argv) {
 		}
 	}
 	for (int i = 0; i < ndrives; i++) {
-		drives[i].fd = open(drives[i].path, O_RDWR | O_DIRECT | O_CLOEXEC);
+		// -lab-open-retry-s N: retry an open the guard refuses (EPERM/EACCES) for up to
+		// N seconds, reporting the refusal once and when the open went through
+		long deadline = now_ms() + open_retry_s * 1000L;
+		int denied = 0;
+		for (;;) {
+			drives[i].fd = open(drives[i].path, O_RDWR | O_DIRECT | O_CLOEXEC);
+			if (drives[i].fd >= 0 || (errno != EPERM && errno != EACCES) || now_ms() >= deadline || stop_flag)
+				break;
+			if (!denied++)
+				printf("open-denied t=%ld wall_ms=%lld mono_ms=%lld drive=%s err=%d (%s)\n", now_ms(),
+				       clock_ms(CLOCK_REALTIME), clock_ms(CLOCK_MONOTONIC), drives[i].path, errno,
+				       strerror(errno));
+			struct timespec ts = {0, 50 * 1000000L};
+			nanosleep(&ts, NULL);
+		}
+		if (denied && drives[i].fd >= 0)
+			printf("open-allowed t=%ld wall_ms=%lld mono_ms=%lld drive=%s denied_opens=%d\n", now_ms(),
+			       clock_ms(CLOCK_REALTIME), clock_ms(CLOCK_MONOTONIC), drives[i].path, denied);
 		if (drives[i].fd < 0) {
 			fprintf(stderr, "open %s: %s\n", drives[i].path, strerror(errno));
 			return 1;
@@ -264,10 +293,13 @@ int main(int argc, char **argv) {
 				snprintf(line, sizeof line, "ok marker=%s", m);
 			} else {
 				d->read_errors++;
+				if (r == -EPERM || r == -EACCES)
+					d->read_denied++;
 				snprintf(line, sizeof line, "err=%ld (%s)", r < 0 ? -r : 0, r < 0 ? strerror(-r) : "short read");
 			}
 			if (strcmp(line, d->last)) {
-				printf("t=%ld drive=%s engine=%s op=read %s n=%ld\n", now_ms(), d->path, engine_name[e], line,
+				printf("t=%ld wall_ms=%lld mono_ms=%lld drive=%s engine=%s op=read %s n=%ld\n", now_ms(),
+				       clock_ms(CLOCK_REALTIME), clock_ms(CLOCK_MONOTONIC), d->path, engine_name[e], line,
 				       d->reads);
 				snprintf(d->last, sizeof d->last, "%s", line);
 			}
@@ -276,6 +308,8 @@ int main(int argc, char **argv) {
 				d->writes++;
 				if (w != BS)
 					d->write_errors++;
+				if (w == -EPERM || w == -EACCES)
+					d->write_denied++;
 			}
 		}
 		ei = (ei + 1) % nengines;

@@ -30,6 +30,9 @@ instance_start() {
 		args+=(-drive "file=/dev/$d,format=raw,if=none,id=drive-virtio-disk$i,cache=none,aio=native")
 		i=$((i + 1))
 	done
+	# under lunwatch's guard an open may be refused for a moment (re-verification):
+	# the helper retries it (reporting open-denied/open-allowed) instead of exiting
+	[[ ${LAB_GUARD:-monitor} == enforce ]] && opts+=(-lab-open-retry-s 30)
 	CG="$cg" bash -c 'echo $$ > "$CG/cgroup.procs" && exec "$0" "$@"' "$LAB_QEMU" "${args[@]}" "${opts[@]}" \
 		> "$LAB_OUT/instance-$key.log" 2>&1 &
 	local pid=$!
@@ -42,7 +45,7 @@ instance_start() {
 	echo "$key pid=$pid name=$name uuid=$uuid cgroup=${cg#/sys/fs/cgroup} devs=${devs[*]}" >> "$LAB_OUT/instances.txt"
 	libvirt_domain "$name" "$uuid" "$pid" "${devs[@]}"
 	[[ -n ${INST_NOWAIT:-} ]] && return 0
-	wait_for "instance $key started" 20 grep -q '^start ' "$LAB_OUT/instance-$key.log" \
+	wait_for "instance $key started" 40 grep -q '^start ' "$LAB_OUT/instance-$key.log" \
 		|| fatal "instance $key did not start: $(tail -3 "$LAB_OUT/instance-$key.log")"
 	log "instance $key: pid $pid $name (${cg#/sys/fs/cgroup}) on ${devs[*]}"
 }

@@ -21,6 +21,43 @@ if [[ ${LAB_REQUIRE_LUNWATCH:-auto} == auto ]]; then
 	if [[ -x $LAB_LUNWATCH ]]; then LAB_REQUIRE_LUNWATCH=1; else LAB_REQUIRE_LUNWATCH=0; fi
 fi
 
+LW_ALERTS=$LAB_OUT/alerts.jsonl
+LW_RECORD=$LAB_OUT/recording.lwr
+LW_CINDER=/run/lab/attachments.json
+LAB_GUARD=${LAB_GUARD:-monitor}
+
+# ---- Cinder's view (lunwatch --attachments): one record per attachment, rewritten
+# atomically (tmp + mv) whenever the scenario's story changes Cinder.
+declare -A CINDER_REC=()
+CINDER_ORDER=()
+# cinder_attach KEY NOVA_NUM VOLUME_ID IQN LUN PORTAL_IP...: attachment KEY attached
+cinder_attach() {
+	local key=$1 num=$2 vol=$3 iqn=$4 lun=$5
+	shift 5
+	local name uuid ip targets=
+	printf -v name 'instance-%08x' "$num"
+	printf -v uuid '%08x-0000-4000-8000-%012x' "$num" "$num"
+	for ip in "$@"; do
+		targets+="${targets:+,}{\"iqn\":\"$iqn\",\"portal\":\"$ip:3260\",\"lun\":$lun}"
+	done
+	[[ -n ${CINDER_REC[$key]:-} ]] || CINDER_ORDER+=("$key")
+	CINDER_REC[$key]="{\"instance_uuid\":\"$uuid\",\"instance_name\":\"$name\",\"volume_id\":\"$vol\",\"attachment_id\":\"att-$key\",\"status\":\"ATTACHMENT_ATTACHED\",\"transport\":\"TRANSPORT_ISCSI\",\"targets\":[$targets]}"
+	[[ -n ${CINDER_BATCH:-} ]] || cinder_write
+}
+# cinder_status KEY ATTACHMENT_ATTACHED|ATTACHMENT_DETACHED|ATTACHMENT_DELETED
+cinder_status() {
+	CINDER_REC[$1]=$(sed -E "s/\"status\":\"[A-Z_]+\"/\"status\":\"$2\"/" <<< "${CINDER_REC[$1]}")
+	cinder_write
+	log "Cinder: attachment att-$1 -> $2"
+}
+cinder_write() {
+	local k body=
+	for k in "${CINDER_ORDER[@]}"; do body+="${body:+,}${CINDER_REC[$k]}"; done
+	mkdir -p "${LW_CINDER%/*}"
+	echo "{\"attachments\":[$body]}" > "$LW_CINDER.tmp" && mv "$LW_CINDER.tmp" "$LW_CINDER"
+	cp "$LW_CINDER" "$LAB_OUT/attachments.json" 2>/dev/null
+}
+
 lw_enabled() { [[ -n $LW_PID || -s $LW_EVENTS ]]; }
 
 # lw_start: probes --json, then `run --events` in the background, waiting for its
@@ -47,6 +84,17 @@ lw_start() {
 	if "$LAB_LUNWATCH" run --help 2>&1 | grep -q -- --ready-file; then
 		extra=(--ready-file "$ready" --stats-file "$LAB_OUT/lunwatch-stats.json")
 	fi
+	# detection: libvirt XML (instance.sh) + Cinder's view (cinder_* below) + alerts,
+	# a recording for `lunwatch replay`, and the guard in LAB_GUARD's mode
+	if "$LAB_LUNWATCH" run --help 2>&1 | grep -q -- --attachments; then
+		[[ -s $LW_CINDER ]] || cinder_write
+		mkdir -p /run/lunwatch
+		extra+=(--attachments "$LW_CINDER" --inventory-interval 1 --orphan-grace 5 --verify-interval 10
+			--state-file /run/lunwatch/bindings.json --alerts-file "$LW_ALERTS" --record "$LW_RECORD"
+			--metrics-listen "" --guard "$LAB_GUARD")
+		: > "$LW_ALERTS"
+	fi
+	log "lunwatch run: guard mode $LAB_GUARD"
 	"$LAB_LUNWATCH" run --events "${extra[@]}" > "$LW_EVENTS" 2> "$LAB_OUT/lunwatch.stderr" &
 	LW_PID=$!
 	local t0=$SECONDS
@@ -236,5 +284,159 @@ count_distinct() {
 		lw_record PASS "$desc: $n (>= $want)"
 	else
 		lw_record FAIL "$desc: only $n distinct, want >= $want"
+	fi
+}
+
+# ---- alerts (lunwatch.v1.Alert JSON lines in $LW_ALERTS)
+
+# lw_alerts FILTER [jq args]: alerts matching a jq select() body, compact JSON lines
+lw_alerts() {
+	local f=$1
+	shift
+	jq -c -R "$@" "fromjson? | select($f)" "$LW_ALERTS" 2>/dev/null
+}
+# alert_brief: one alert as "RULE SEVERITY state denied=.. instance=.. vol=.. owner=.. dev=.. paths=..: summary"
+alert_brief() {
+	jq -r '"\(.rule) \(.severity) \(.state // "ALERT_FIRING") denied=\(.denied // false) instance=\(.instance.name // "-") vol=\(.volume_id // "-") owner=\(.owner.name // "-")/\(.owner_volume_id // "-") dev=\(.device_name // "-") paths=[\([.paths[]? | "\(.name)@\(.addr.hctl // "?") \(.target.iqn // "?") lun=\(.target.lun // "?")"] | join(", "))]: \(.summary // "")"'
+}
+alerts_seen() { lw_alerts 'true' | jq -r '"\(.rule)/\(.severity)/\(.instance.name // "-")"' | sort | uniq -c | awk '{printf "%s(x%s) ", $2, $1}'; }
+# alert RULE JQ_CONDITION DESC: at least one alert of RULE matching the condition
+alert() {
+	local rule=$1 cond=${2:-true} desc=${3:-}
+	local hit
+	hit=$(lw_alerts ".rule == \$r and ($cond)" --arg r "$rule" | head -1)
+	if [[ -n $hit ]]; then
+		lw_record PASS "alert $rule $desc ($(alert_brief <<< "$hit" | cut -c1-400))"
+	else
+		local n
+		n=$(lw_alerts '.rule == $r' --arg r "$rule" | wc -l)
+		lw_record FAIL "alert $rule $desc: missing ($n $rule alerts without the condition [$cond]; first: $(lw_alerts '.rule == $r' --arg r "$rule" | head -1 | alert_brief | cut -c1-300); alerts seen: [$(alerts_seen)])"
+	fi
+}
+# alert_any "RULE1 RULE2" JQ_CONDITION DESC: an alert of any of the rules
+alert_any() {
+	local rules=$1 cond=${2:-true} desc=${3:-} hit r
+	for r in $rules; do
+		hit=$(lw_alerts ".rule == \$r and ($cond)" --arg r "$r" | head -1)
+		[[ -n $hit ]] && break
+	done
+	if [[ -n $hit ]]; then
+		lw_record PASS "alert one of [$rules] $desc ($(alert_brief <<< "$hit" | cut -c1-400))"
+	else
+		lw_record FAIL "alert one of [$rules] $desc: missing (alerts seen: [$(alerts_seen)])"
+	fi
+}
+# no_alert_above_warning: no firing alert of severity HIGH or CRITICAL (each printed)
+no_alert_above_warning() {
+	local bad
+	bad=$(lw_alerts '(.severity == "SEVERITY_HIGH" or .severity == "SEVERITY_CRITICAL") and (.state // "ALERT_FIRING") == "ALERT_FIRING"')
+	if [[ -z $bad ]]; then
+		lw_record PASS "no alert above SEVERITY_WARNING (alerts seen: [$(alerts_seen)])"
+	else
+		lw_record FAIL "$(wc -l <<< "$bad") alert(s) above SEVERITY_WARNING: $(alert_brief <<< "$bad" | head -5 | cut -c1-300 | tr '\n' '|')"
+		alert_brief <<< "$bad" | while read -r l; do log "  high alert: $l"; done
+	fi
+}
+# replay_reproduces RULE: `lunwatch replay` of the recording raises RULE again
+replay_reproduces() {
+	local rule=$1 out
+	if [[ ! -s $LW_RECORD ]]; then
+		lw_record FAIL "lunwatch replay reproduces $rule: no recording at $LW_RECORD"
+		return
+	fi
+	timeout -k 5 120 "$LAB_LUNWATCH" replay "$LW_RECORD" > "$LAB_OUT/replay-alerts.jsonl" 2> "$LAB_OUT/replay.stderr"
+	local rc=$?
+	out=$(jq -c -R 'fromjson? | select(.rule == $r)' --arg r "$rule" "$LAB_OUT/replay-alerts.jsonl" 2>/dev/null | head -1)
+	if [[ -n $out ]]; then
+		lw_record PASS "lunwatch replay of the recording ($(du -k "$LW_RECORD" | cut -f1) KiB) reproduces $rule (rc=$rc: $(alert_brief <<< "$out" | cut -c1-250))"
+	else
+		lw_record FAIL "lunwatch replay of the recording reproduces $rule: not in its output (rc=$rc, $(wc -l < "$LAB_OUT/replay-alerts.jsonl") lines; stderr: $(tail -2 "$LAB_OUT/replay.stderr" | tr '\n' ' ' | cut -c1-200))"
+	fi
+}
+# lw_note TEXT: a measurement (not an assertion) in the assertions file and the log
+lw_note() { echo "NOTE: $*" >> "$LW_ASSERT"; log "lunwatch: $*"; }
+
+# leak_alert_latency KEY INSTANCE_NAME MARKER MAX_MS: time from the instance's first read
+# of MARKER (the helper's wall_ms) to the first CROSS_INSTANCE_ACCESS naming it
+# (unix_ms); negative when the alert came first. PASS when <= MAX_MS.
+leak_alert_latency() {
+	local key=$1 name=$2 marker=$3 max=$4 line rd al
+	line=$(grep -m1 "op=read ok marker=$marker\( \|$\)" "$LAB_OUT/instance-$key.log")
+	rd=$(grep -oE 'wall_ms=[0-9]+' <<< "$line" | cut -d= -f2)
+	al=$(lw_alerts '.rule == "CROSS_INSTANCE_ACCESS" and .instance.name == $n' --arg n "$name" | jq -r '.unix_ms|tonumber' | sort -n | head -1)
+	if [[ -z $rd || -z $al ]]; then
+		lw_record FAIL "latency $key's first read of $marker -> CROSS_INSTANCE_ACCESS: cannot measure (read wall_ms=${rd:-none}, alert unix_ms=${al:-none})"
+		return
+	fi
+	local d=$((al - rd))
+	lw_note "LATENCY: $key's first read of $marker (wall_ms=$rd) -> CROSS_INSTANCE_ACCESS (unix_ms=$al): $d ms"
+	if ((d <= max)); then
+		lw_record PASS "CROSS_INSTANCE_ACCESS within ${max} ms of $key's first read of $marker ($d ms)"
+	else
+		lw_record FAIL "CROSS_INSTANCE_ACCESS $d ms after $key's first read of $marker (want <= $max ms)"
+	fi
+}
+# guard_reopen_time KEY DM T_NS: time from the kernel's reconnect (the first
+# LC_SCSI_HOST_SCAN after T_NS, ts_ns CLOCK_MONOTONIC) to instance KEY being allowed
+# (its open went through / its first good read, helper mono_ms); plus lunwatch's own
+# "guard: DM re-opened N ms after the kernel closed it".
+guard_reopen_time() {
+	local key=$1 dm=$2 t=$3 scan allowed how
+	scan=$(LW_AFTER=$t lw_q '.lifecycle and .lifecycle.kind == "LC_SCSI_HOST_SCAN"' | head -1 | jq -r '(.ts_ns|tonumber) / 1000000 | floor')
+	allowed=$(grep -m1 '^open-allowed ' "$LAB_OUT/instance-$key.log" | grep -oE 'mono_ms=[0-9]+' | cut -d= -f2)
+	how="open allowed after $(grep -m1 '^open-allowed ' "$LAB_OUT/instance-$key.log" | grep -oE 'denied_opens=[0-9]+') refusals"
+	if [[ -z $allowed ]]; then
+		allowed=$(grep -m1 'op=read ok' "$LAB_OUT/instance-$key.log" | grep -oE 'mono_ms=[0-9]+' | cut -d= -f2)
+		how="first open allowed, first good read"
+	fi
+	local lwline
+	lwline=$(grep -m1 "guard: $dm re-opened" "$LAB_OUT/lunwatch.stderr")
+	if [[ -n $scan && -n $allowed ]]; then
+		lw_note "GUARD RE-OPEN: kernel reconnect (LC_SCSI_HOST_SCAN at mono ${scan} ms) -> $key allowed on $dm (mono ${allowed} ms, $how): $((allowed - scan)) ms; lunwatch: ${lwline:-no 're-opened' line}"
+	else
+		lw_note "GUARD RE-OPEN: cannot measure (scan=${scan:-none} allowed=${allowed:-none}); lunwatch: ${lwline:-no 're-opened' line}"
+	fi
+	if [[ -n $lwline ]]; then
+		lw_record PASS "lunwatch re-opened $dm after the reconnect (${lwline#*guard: })"
+	else
+		lw_record FAIL "lunwatch logged no 'guard: $dm re-opened N ms after the kernel closed it' (guard lines: $(grep -m3 'guard' "$LAB_OUT/lunwatch.stderr" | tr '\n' '|' | cut -c1-300))"
+	fi
+}
+# guard_denials MAX_MS KEY...: under --guard enforce, no I/O of these instances is
+# refused except transient refusals (EPERM runs in the instance log, refused opens)
+# that end within MAX_MS; every refusal span is printed.
+guard_denials() {
+	local max=$1 key
+	shift
+	local bad=0 spans= n_alerts
+	for key in "$@"; do
+		local f=$LAB_OUT/instance-$key.log
+		[[ -f $f ]] || continue
+		# a denial span: from a refused read/open line to the next ok/allowed line
+		local s
+		s=$(awk -v k="$key" '
+			{ m = ""; for (i = 1; i <= NF; i++) if ($i ~ /^mono_ms=/) m = substr($i, 9) }
+			m == "" { next }
+			(/op=read err=1 / || /^open-denied /) && start == "" { start = m; next }
+			(/op=read ok/ || /^open-allowed /) && start != "" { printf "%s:%dms ", k, m - start; start = "" }
+			END { if (start != "") printf "%s:unresolved(since mono %s) ", k, start }' "$f")
+		spans+=$s
+		local tot
+		tot=$(grep -E '^total ' "$f" | tail -1 | grep -oE 'read_denied=[0-9]+ write_denied=[0-9]+')
+		[[ -n $tot && $tot != "read_denied=0 write_denied=0" ]] && spans+="($key $tot) "
+	done
+	n_alerts=$(lw_alerts '.denied == true' | wc -l)
+	local sp
+	for sp in $spans; do
+		[[ $sp == *unresolved* ]] && bad=$((bad + 1))
+		[[ $sp =~ :([0-9]+)ms ]] && ((BASH_REMATCH[1] > max)) && bad=$((bad + 1))
+	done
+	if [[ -z $spans ]]; then
+		lw_record PASS "guard enforce: no I/O of [$*] refused ($n_alerts alerts with denied=true)"
+	elif ((bad == 0)); then
+		lw_note "GUARD TRANSIENT DENIALS: $spans"
+		lw_record PASS "guard enforce: only transient refusals, each resolved within $max ms: $spans($n_alerts alerts with denied=true)"
+	else
+		lw_record FAIL "guard enforce refused instance I/O beyond $max ms: $spans(alerts with denied=true: $(lw_alerts '.denied == true' | head -3 | alert_brief | cut -c1-200 | tr '\n' '|'))"
 	fi
 }

@@ -14,6 +14,8 @@
 #      returns the stale map (still named for volA), the path checker reinstates paths.
 #   GROUND TRUTH: B is handed the stale map and reads volB through it; A (still open)
 #   reads volB's marker (the leak); sysfs wwid says volA, SG_IO says volB.
+#   lunwatch: MULTIPATH_WWID_MISMATCH or IDENTITY_CHANGED on the stale map, and
+#   ORPHAN_DEVICE for the devices left behind once Cinder says A's attachment is deleted.
 . "$(dirname "$0")/../lib/common.sh"
 
 IQN=iqn.2010-10.org.openstack:volumes-shared
@@ -46,6 +48,7 @@ NAA_A=$(vpd_naa "$SD1")
 WWID_A=$(mpath_name "$NAA_A")
 DM=$(mpath_create "$WWID_A" "$SD1" "$SD2")
 log "volA ($NAA_A) = $DM over $SD1 ($HCTL1 via $P1) and $SD2 ($HCTL2 via $P2)"
+cinder_attach A 10 "$SERIAL_A" "$IQN" 1 "$P1" "$P2"
 INST_SERIALS=$SERIAL_A instance_start A 10 "$DM"
 instance_wait_marker A VOLUME-A-MARKER 30 && gt_pass "A reads VOLUME-A-MARKER through $DM" || gt_fail "A never read its volume"
 
@@ -85,6 +88,7 @@ collect_state failed-detach
 
 step "Cinder attachment delete: the array unmaps LUN 1; the network heals"
 instance_mark A
+cinder_status A ATTACHMENT_DELETED
 lun_unmap "$IQN" 1
 wait_for "A's reads fail (LUN gone)" 40 instance_saw A 'op=read err=' \
 	&& gt_pass "A's reads fail after the unmap" || gt_fail "A's reads did not fail after the unmap"
@@ -97,8 +101,16 @@ fi
 wait_for "session $S2 LOGGED_IN again" 60 bash -c "[[ \$(cat /sys/class/iscsi_session/$S2/state) == LOGGED_IN ]]" \
 	&& gt_pass "portal-2 session $S2 recovered" || gt_fail "session $S2 did not recover: $(session_state "$S2")"
 
+# Time passes before the next attach: Cinder says A's attachment is gone while its map
+# and sd devices remain (lunwatch: ORPHAN_DEVICE after --orphan-grace 5 s).
+if [[ -n $LW_PID ]]; then
+	wait_for "lunwatch reports the leftover devices (ORPHAN_DEVICE)" 25 grep -q '"ORPHAN_DEVICE"' "$LW_ALERTS" \
+		&& log "lunwatch: ORPHAN_DEVICE raised for the leftovers" || log "lunwatch: no ORPHAN_DEVICE within 25 s of Cinder's delete"
+fi
+
 step "attach volB for instance B at the same LUN 1 (os-brick connect_volume)"
 lun_map "$IQN" 1 volB
+cinder_attach B 11 "$SERIAL_B" "$IQN" 1 "$P1" "$P2"
 scan_lun "$H1" 1
 scan_lun "$H2" 1
 wait_for "LUN 1 on host$H2" 30 sd_of "$H2" 1 || true
@@ -142,4 +154,6 @@ lw_expect lifecycle LC_DM_PATH_FAIL "(.lifecycle.path_name // \"\") == \"$SD2\""
 lw_expect lifecycle LC_DM_PATH_REINSTATE
 lw_expect lifecycle LC_SCSI_HOST_SCAN '((.lifecycle.addr.hctl // "") | endswith(":1"))' "(scan of LUN 1)"
 lw_expect scsi_error - 37 0
+lw_expect alert_any "MULTIPATH_WWID_MISMATCH IDENTITY_CHANGED" "true" "(the stale map $DM / its paths)"
+lw_expect alert ORPHAN_DEVICE "true" "(leftovers of A's deleted attachment)"
 lab_finish

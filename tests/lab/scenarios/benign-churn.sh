@@ -10,6 +10,10 @@
 #      multipathd resizes the map) under B's I/O.
 #   GROUND TRUTH: A only ever read volA, B only ever read volC; sysfs wwid == SG_IO
 #   identity at every step; the kernel logged no LOGICAL UNIT NOT SUPPORTED error.
+#   lunwatch runs with --guard enforce (LAB_GUARD=monitor to change): no alert above
+#   SEVERITY_WARNING; no I/O of A or B refused except transient refusals during
+#   re-verification, each resolved within a bound (printed).
+LAB_GUARD=${LAB_GUARD:-enforce}
 . "$(dirname "$0")/../lib/common.sh"
 
 IQN=iqn.2010-10.org.openstack:volumes-shared
@@ -47,6 +51,7 @@ NAA_A=$(vpd_naa "$A1")
 WWID_A=$(mpath_name "$NAA_A")
 DMA=$(mpath_create "$WWID_A" "$A1" "$A2")
 log "volA = $DMA over $A1 ($AH1) $A2 ($AH2)"
+cinder_attach A 10 "$SERIAL_A" "$IQN" 1 "$P1" "$P2"
 INST_SERIALS=$SERIAL_A instance_start A 10 "$DMA"
 instance_wait_marker A VOLUME-A-MARKER 30 && gt_pass "A reads volA" || gt_fail "A never read volA"
 ok0=$(instance_ok A)
@@ -63,6 +68,7 @@ S1_OLD=$(iscsi_session "$IQN" "$P1") S2_OLD=$(iscsi_session "$IQN" "$P2")
 gt_check "logout of portal 1" iscsi_logout "$IQN" "$P1"
 gt_check "logout of portal 2" iscsi_logout "$IQN" "$P2"
 lun_unmap "$IQN" 1
+cinder_status A ATTACHMENT_DELETED
 gt_check "no session left" bash -c '! ls /sys/class/iscsi_session/ | grep -q session'
 
 step "re-attach: volC at the same LUN 1 for instance B"
@@ -80,6 +86,7 @@ NAA_C=$(vpd_naa "$C1")
 WWID_C=$(mpath_name "$NAA_C")
 DMC=$(mpath_create "$WWID_C" "$C1" "$C2")
 log "volC ($NAA_C) = $DMC"
+cinder_attach B 11 "$SERIAL_C" "$IQN" 1 "$P1" "$P2"
 INST_SERIALS=$SERIAL_C instance_start B 11 "$DMC" -- -lab-interval-ms 150 -lab-heartbeat-s 2
 instance_wait_marker B VOLUME-C-MARKER 30 && gt_pass "B reads volC" || gt_fail "B never read volC"
 
@@ -150,4 +157,6 @@ lw_expect_after "$T_DROP" lifecycle LC_DM_PATH_FAIL "(.lifecycle.path_name // \"
 lw_expect_after "$T_DROP" lifecycle LC_DM_PATH_REINSTATE "(.lifecycle.path_name // \"\") == \"$C1\"" "(path $C1)"
 lw_expect_after "$T_RESIZE" lifecycle LC_SCSI_DEVICE_RESCAN "(.lifecycle.addr.hctl // \"\") == \"$CH1\"" "($CH1, resize)"
 lw_expect_after "$T_RESIZE" lifecycle LC_SCSI_DEVICE_RESCAN "(.lifecycle.addr.hctl // \"\") == \"$CH2\"" "($CH2, resize)"
+lw_expect no_alert_above_warning
+[[ $LAB_GUARD == enforce ]] && lw_expect guard_denials 5000 A B
 lab_finish

@@ -10,7 +10,14 @@
 #      map that holds those sd devices.
 #   4. GROUND TRUTH (asserted): A reads VOLUME-B-MARKER (the leak); sysfs wwid and
 #      vpd_pg80 still say volA while SG_IO VPD 0x83/0x80 (sg_vpd) say volB.
+#   lunwatch (--guard monitor): IDENTITY_CHANGED and CROSS_INSTANCE_ACCESS naming A, volB
+#   (B's), dm-N, both paths' H:C:T:L, the target and LUN 1, within 1 s of A's first
+#   read of volB; `lunwatch replay` of the recording raises CROSS_INSTANCE_ACCESS again.
+# Scenario "intentional-guard" runs this file with LAB_GUARD=enforce: the ground truth
+# flips (A never reads volB: its reads fail with EPERM; B reads and writes volB) and
+# an alert with denied=true names A.
 . "$(dirname "$0")/../lib/common.sh"
+GUARD=$([[ $LAB_GUARD == enforce ]] && echo 1 || echo 0)
 
 IQN=iqn.2010-10.org.openstack:volumes-shared
 P1=127.0.0.1 P2=127.0.0.2
@@ -44,6 +51,7 @@ gt_check "SG_IO unit serial of $SD1 is volA's id" test "$(vpd_serial "$SD1")" ==
 WWID_A=$(mpath_name "$NAA_A")
 DM=$(mpath_create "$WWID_A" "$SD1" "$SD2")
 log "multipath map $WWID_A = $DM over $SD1 $SD2"
+cinder_attach A 10 "$SERIAL_A" "$IQN" 1 "$P1" "$P2"
 INST_SERIALS=$SERIAL_A instance_start A 10 "$DM"
 instance_wait_marker A VOLUME-A-MARKER 30 && gt_pass "A reads its own volume (VOLUME-A-MARKER) through $DM" \
 	|| gt_fail "A never read VOLUME-A-MARKER through $DM"
@@ -63,12 +71,18 @@ if wait_for "sense ASC 0x25 in dmesg" 20 bash -c 'dmesg | grep -qiE "Logical uni
 else
 	gt_fail "no 'Logical unit not supported' sense in dmesg"
 fi
+# Cinder's driver unmapped the LUN (terminate_connection); now the attachment record is
+# deleted (from here lunwatch's guard refuses A's I/O as stale in enforce mode)
+cinder_status A ATTACHMENT_DELETED
 wait_for "both paths failed" 30 mpath_active_is "$WWID_A" 0 \
 	&& gt_pass "dm-multipath failed both paths of $DM" || gt_fail "paths of $DM not failed (status: $(dmsetup status "$WWID_A"))"
 collect_state unmapped
 
 step "volB mapped at LUN 1 for instance B; os-brick scans LUN 1 on both hosts"
 lun_map "$IQN" 1 volB
+cinder_attach B 11 "$SERIAL_B" "$IQN" 1 "$P1" "$P2"
+instance_mark A
+T_SCAN=$(mono_ns)
 scan_lun "$H1" 1
 scan_lun "$H2" 1
 sleep 1
@@ -86,6 +100,35 @@ fi
 INST_SERIALS=$SERIAL_B instance_start B 11 "${BDM:-$DM}"
 instance_wait_marker B VOLUME-B-MARKER 30 && gt_pass "B reads volB (VOLUME-B-MARKER)" || gt_fail "B never read VOLUME-B-MARKER"
 
+if ((GUARD)); then
+	step "THE GUARD: A's next reads must be refused, B's allowed"
+	ok0=$(instance_ok B)
+	wait_for "B reads and writes volB" 30 instance_ok_more B "$((ok0 + 5))" || true
+	# the helper prints a read line only when the result changes: A's reads are refused
+	# after the remap when no good read follows the mark, the last result is EPERM and
+	# A kept reading (its read count grows)
+	n_mark=$(instance_reads A)
+	a_refused() {
+		! instance_saw A 'op=read ok' && grep 'op=read' "$LAB_OUT/instance-A.log" | tail -1 | grep -q 'op=read err=1 ' \
+			&& (($(instance_reads A) > n_mark + 3))
+	}
+	wait_for "A's reads refused (EPERM) after the remap" 40 a_refused \
+		&& gt_pass "GUARD: A's reads after the remap fail with EPERM (reads $n_mark -> $(instance_reads A), none ok; first refusal: $(grep -m1 'op=read err=1 ' "$LAB_OUT/instance-A.log" | cut -c1-130))" \
+		|| gt_fail "A's reads after the remap were not refused with EPERM; A's read lines: $(grep 'op=read' "$LAB_OUT/instance-A.log" | tail -3 | tr '\n' ' ')"
+	sleep 3   # a few more of A's reads (every engine) against the guard
+	if grep -q 'marker=VOLUME-B-MARKER' "$LAB_OUT/instance-A.log"; then
+		gt_fail "GUARD: A read volB's marker ($(grep -m1 'marker=VOLUME-B-MARKER' "$LAB_OUT/instance-A.log"))"
+	else
+		gt_pass "GUARD: A never read VOLUME-B-MARKER: zero bytes of volB leaked (A's markers: $(instance_markers A | tr '\n' ' '))"
+	fi
+	b_normal() { # B read volB, no read error, no write error, last read ok
+		local hb
+		hb=$(grep -E '^heartbeat ' "$LAB_OUT/instance-B.log" | tail -1)
+		[[ $hb == *VOLUME-B-MARKER* && $hb == *' read_errors=0 '* && $hb == *' write_errors=0 '* && $hb == *'last=ok'* ]]
+	}
+	wait_for "a heartbeat of B" 10 grep -q '^heartbeat ' "$LAB_OUT/instance-B.log" || true
+	gt_check "B reads and writes volB normally under the guard ($(grep -E '^heartbeat ' "$LAB_OUT/instance-B.log" | tail -1 | cut -c1-170))" b_normal
+else
 step "THE LEAK: A's next reads"
 if instance_wait_marker A VOLUME-B-MARKER 40; then
 	gt_pass "LEAK: instance A (pid ${INST_PID[A]}) reads VOLUME-B-MARKER, instance B's volume, through $DM"
@@ -97,6 +140,7 @@ for e in psync libaio io_uring; do
 	wait_for "A reads volB with $e" 20 instance_engine_read A VOLUME-B-MARKER "$e" \
 		&& gt_pass "A reads volB's marker with $e" || gt_fail "A did not read volB's marker with $e"
 done
+fi
 
 step "identity: sysfs cache vs SG_IO"
 for sd in "$SD1" "$SD2"; do
@@ -126,6 +170,22 @@ lw_expect login "${S2#session}"
 lw_expect lifecycle LC_DM_PATH_FAIL
 lw_expect lifecycle LC_DM_PATH_REINSTATE
 lw_expect scsi_error - 37 0
+# What lunwatch must have concluded (alerts).
+A_NAME=${INST_NAME[A]} B_NAME=${INST_NAME[B]}
+NAMES_A="(.instance.name == \"$A_NAME\") and (.owner_volume_id == \"$SERIAL_B\") and ((.owner.name // \"\") == \"$B_NAME\") and (.device_name == \"$DM\")"
+NAMES_PATHS="([.paths[]?.addr.hctl] | index(\"$HCTL1\") != null and index(\"$HCTL2\") != null) and any(.paths[]?; .target.iqn == \"$IQN\" and ((.target.lun // 0)|tostring) == \"1\")"
+# IDENTITY_CHANGED names volB by the identity the paths now answer with (SG_IO)
+NAA_B=$(vpd_naa "$SD1")
+NAMES_A_IC="(.instance.name == \"$A_NAME\") and (.device_name == \"$DM\") and (.verified_wwid == \"$NAA_B\") and (.expected_wwid == \"$NAA_A\") and any(.paths[]?; .verified_serial == \"$SERIAL_B\")"
+lw_expect alert IDENTITY_CHANGED "$NAMES_A_IC and $NAMES_PATHS" "(A=$A_NAME, bound $NAA_A now answers as volB $NAA_B, $DM, $HCTL1+$HCTL2, $IQN LUN 1)"
+lw_expect alert CROSS_INSTANCE_ACCESS "$NAMES_A and $NAMES_PATHS" "(A=$A_NAME, owner $B_NAME/volB, $DM, $HCTL1+$HCTL2, $IQN LUN 1)"
+lw_expect replay_reproduces CROSS_INSTANCE_ACCESS
+if ((GUARD)); then
+	lw_expect alert_any "GUARD_DENIED CROSS_INSTANCE_ACCESS" "(.denied == true) and (.instance.name == \"$A_NAME\")" "with denied=true naming $A_NAME"
+	lw_expect guard_reopen_time B "$DM" "$T_SCAN"
+else
+	lw_expect leak_alert_latency A "$A_NAME" VOLUME-B-MARKER 1000
+fi
 lw_finish_note="A=${INST_PID[A]} B=${INST_PID[B]} dm=$DM paths=$SD1,$SD2"
 echo "$lw_finish_note" > "$LAB_OUT/facts.txt"
 lab_finish
