@@ -22,23 +22,34 @@ const v1::Binding* BindingStore::find(const std::string& i, const std::string& v
 
 std::vector<const v1::Binding*> BindingStore::by_wwid(const std::string& wwid) const {
   std::vector<const v1::Binding*> out;
-  for (const auto& [k, b] : by_key_)
-    if (b.wwid() == wwid) out.push_back(&b);
+  auto it = keys_by_wwid_.find(wwid);
+  if (it == keys_by_wwid_.end()) return out;
+  for (const auto& k : it->second) out.push_back(&by_key_.at(k));
   return out;
 }
 
 bool BindingStore::put(const v1::Binding& b) {
-  auto& slot = by_key_[key(b.instance_uuid(), b.volume_id())];
-  if (slot.wwid() == b.wwid() && slot.attachment_id() == b.attachment_id()) return false;
+  std::string k = key(b.instance_uuid(), b.volume_id());
+  auto& slot = by_key_[k];
+  if (slot.wwid() == b.wwid() && slot.attachment_id() == b.attachment_id() && !slot.wwid().empty()) return false;
+  if (!slot.wwid().empty()) keys_by_wwid_[slot.wwid()].erase(k);
   slot = b;
+  keys_by_wwid_[b.wwid()].insert(k);
   return true;
 }
 
-bool BindingStore::erase(const std::string& i, const std::string& v) { return by_key_.erase(key(i, v)) > 0; }
+bool BindingStore::erase(const std::string& i, const std::string& v) {
+  auto it = by_key_.find(key(i, v));
+  if (it == by_key_.end()) return false;
+  keys_by_wwid_[it->second.wwid()].erase(it->first);
+  by_key_.erase(it);
+  return true;
+}
 
 void BindingStore::load(const v1::Bindings& all) {
   by_key_.clear();
-  for (const auto& b : all.bindings()) by_key_[key(b.instance_uuid(), b.volume_id())] = b;
+  keys_by_wwid_.clear();
+  for (const auto& b : all.bindings()) put(b);
 }
 
 v1::Bindings BindingStore::snapshot() const {

@@ -4,6 +4,7 @@
 // Persisted as JSON with an atomic write (temp file, fsync, rename).
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@ class BindingStore {
 
  private:
   std::map<std::string, v1::Binding> by_key_;
+  std::map<std::string, std::set<std::string>> keys_by_wwid_;  // index: wwid -> keys
 };
 
 }  // namespace lunwatch::detect

@@ -332,6 +332,7 @@ void Correlator::describe_device(const std::string& d, v1::Alert& a) const {
 }
 
 void Correlator::fire(v1::Alert a, Output& out) {
+  if (collecting_) collecting_->push_back(a.id());
   auto it = active_.find(a.id());
   if (it != active_.end()) {
     it->second.set_count(it->second.count() + 1);
@@ -404,6 +405,7 @@ void Correlator::on_event(const v1::Event& ev, Output& out) {
       break;
     case v1::Event::kBindings:
       bindings_.load(ev.bindings());
+      gen_++;
       break;
     case v1::Event::kGuard:
       on_guard(ev, out);
@@ -438,6 +440,28 @@ void Correlator::on_flow(const v1::Event& ev, Output& out) {
 }
 
 void Correlator::evaluate_instance_flow(const v1::Event& ev, Output& out) {
+  const auto& f = ev.flow();
+  const auto& me = f.instance();
+  std::string vkey = (me.uuid().empty() ? me.name() : me.uuid()) + "|" + f.dev();
+  auto vit = verdicts_.find(vkey);
+  if (vit != verdicts_.end() && vit->second.gen == gen_) {
+    for (const auto& id : vit->second.alert_ids) {
+      auto a = active_.find(id);
+      if (a != active_.end()) a->second.set_count(a->second.count() + 1);
+    }
+    return;
+  }
+  std::vector<std::string> fired;
+  collecting_ = &fired;
+  judge_instance_flow(ev, out);
+  collecting_ = nullptr;
+  if (identity_of(f.dev()).complete) {  // an unverified device is judged again when its answer comes
+    if (verdicts_.size() > 65536) verdicts_.clear();
+    verdicts_[vkey] = Verdict{gen_, std::move(fired)};
+  }
+}
+
+void Correlator::judge_instance_flow(const v1::Event& ev, Output& out) {
   const auto& f = ev.flow();
   const auto& me = f.instance();
   auto id = identity_of(f.dev());
@@ -659,7 +683,10 @@ void Correlator::on_inventory(const v1::Event& ev, Output& out) {
     auto all = bindings_.snapshot();
     for (const auto& b : all.bindings())
       if (!known.count(BindingStore::key(b.instance_uuid(), b.volume_id())))
-        out.bindings_changed |= bindings_.erase(b.instance_uuid(), b.volume_id());
+        if (bindings_.erase(b.instance_uuid(), b.volume_id())) {
+          out.bindings_changed = true;
+          gen_++;
+        }
   }
 }
 
@@ -673,6 +700,7 @@ void Correlator::on_identity(const v1::Event& ev, Output& out) {
     return;
   }
   std::string old = d->v.verified ? d->v.verified->wwid() : "";
+  gen_++;
   d->v.verified = c.identity();
   d->v.verified_unix_ms = ev.unix_ms();
   d->v.verify_error.clear();
@@ -795,7 +823,10 @@ void Correlator::try_bind_all(Output& out) {
     b.set_attachment_id(att->attachment_id());
     b.set_wwid(id.wwid);
     b.set_bound_unix_ms(now_unix_ms_);
-    out.bindings_changed |= bindings_.put(b);
+    if (bindings_.put(b)) {
+      out.bindings_changed = true;
+      gen_++;
+    }
   }
 }
 

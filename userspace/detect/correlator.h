@@ -6,6 +6,7 @@
 // so the same engine runs live, on a recording and on a capture dump.
 #include <cstdint>
 #include <map>
+#include <unordered_map>
 #include <optional>
 #include <set>
 #include <string>
@@ -109,7 +110,10 @@ class Correlator {
     std::map<std::string, std::vector<const v1::Attachment*>> by_pair;    // instance|volume -> non-libvirt records
   };
   const Index& index() const;
-  void invalidate() { index_.dirty = true; }
+  void invalidate() {
+    index_.dirty = true;
+    gen_++;
+  }
 
   Dev& dev(const std::string& d);
   Dev* find_dev(const std::string& d);
@@ -128,6 +132,7 @@ class Correlator {
 
   void on_flow(const v1::Event& ev, Output& out);
   void evaluate_instance_flow(const v1::Event& ev, Output& out);
+  void judge_instance_flow(const v1::Event& ev, Output& out);
   void on_identity(const v1::Event& ev, Output& out);
   void on_topology(const v1::Event& ev, Output& out);
   void on_inventory(const v1::Event& ev, Output& out);
@@ -153,6 +158,15 @@ class Correlator {
   std::map<std::string, uint64_t> orphan_since_;
   std::map<std::string, std::set<uint32_t>> instance_pids_;
   std::map<std::string, uint64_t> libvirt_seen_;  // instance/volume -> first seen in libvirt
+  // Verdict memo: a flow of the same instance on the same device, with no
+  // state change since (gen_), gets the same verdict; only counts move.
+  struct Verdict {
+    uint64_t gen = 0;
+    std::vector<std::string> alert_ids;
+  };
+  std::unordered_map<std::string, Verdict> verdicts_;
+  uint64_t gen_ = 1;
+  std::vector<std::string>* collecting_ = nullptr;  // alert ids fired while judging a flow
   BindingStore bindings_;
   mutable Index index_;
   uint64_t now_ns_ = 0;
