@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "detect/correlator.h"
+#include "guard/policy.h"
 
 using namespace lunwatch;
 using detect::Correlator;
@@ -401,4 +402,37 @@ TEST(Correlator, LifecycleEventsAskForVerification) {
 
   out = s.scan(7);  // another host: nothing of ours
   EXPECT_TRUE(out.verify.empty());
+}
+
+TEST(GuardPolicy, OwnerFollowsTheVerifiedIdentity) {
+  Stream s;
+  attach_a(s);  // A (pid 452) holds dm-0, bound to volA
+  auto p = guard::compute_policy(s.c());
+  ASSERT_EQ(p.devices.size(), 1u);
+  const auto& dm = p.devices.begin()->second;
+  EXPECT_EQ(dm.kdev, (254u << 20) | 0u);
+  ASSERT_EQ(dm.owners.size(), 1u);
+  EXPECT_EQ(dm.owners[0], 452u);
+  ASSERT_EQ(dm.paths.size(), 2u);
+  EXPECT_EQ(dm.paths[0].lun, 1u);
+  EXPECT_TRUE(p.instance_tgids.count(452));
+
+  // The remap: B holds dm-0 too, and the paths now answer as volB.
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a"),
+            Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b")});
+  s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA),
+             Stream::libvirt_att(kUuidB, "instance-0000000b", kVolB)});
+  s.flow(1022, "qemu-system-x86", kUuidB, "instance-0000000b");
+  s.identity_both(kWb, kVolB);
+  p = guard::compute_policy(s.c());
+  const auto& after = p.devices.begin()->second;
+  ASSERT_EQ(after.owners.size(), 1u) << after.reason;
+  EXPECT_EQ(after.owners[0], 1022u) << "only B may touch volB; A is refused";
+}
+
+TEST(GuardPolicy, UnverifiedDevicesAreLeftToTheKernel) {
+  Stream s;
+  s.topology();
+  s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA)});
+  EXPECT_TRUE(guard::compute_policy(s.c()).devices.empty());
 }

@@ -547,6 +547,10 @@ void Correlator::on_guard(const v1::Event& ev, Output& out) {
     active_[out.alerts[i].id()].set_denied(g.denied());
   }
   const auto& me = g.instance();
+  // A device closed by the kernel (a scan, a reinstated path) refuses its own
+  // holder until re-verified: expected and brief, counted in the guard's
+  // metrics, not an alert. Refusals of a verified or quarantined device are.
+  if (g.state() == "unverified") return;
   auto a = make_alert(v1::GUARD_DENIED, label(me) + "/" + g.dev(), ev);
   *a.mutable_instance() = me;
   a.set_pid(g.pid());

@@ -40,9 +40,15 @@ Policy compute_policy(const detect::Correlator& c) {
       }
       dp.paths.push_back(gp);
     }
+    // The identity's bound owners; a holder not bound yet owns it only when
+    // nobody else does (its binding is about to be made).
+    bool bound_elsewhere = false;
+    for (const auto* ob : c.bindings().by_wwid(id.wwid))
+      for (const auto& a : atts)
+        if (ob->instance_uuid() != a.instance_uuid()) bound_elsewhere = true;
     for (const auto& a : atts) {
       const auto* b = c.bindings().find(a.instance_uuid(), a.volume_id());
-      bool owner = b && b->wwid() == id.wwid;
+      bool owner = b ? b->wwid() == id.wwid : !bound_elsewhere;
       auto pit = c.instance_pids().find(a.instance_uuid().empty() ? a.instance_name() : a.instance_uuid());
       if (owner && pit != c.instance_pids().end())
         for (uint32_t pid : pit->second)

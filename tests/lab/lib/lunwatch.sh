@@ -91,7 +91,8 @@ lw_start() {
 		mkdir -p /run/lunwatch
 		extra+=(--attachments "$LW_CINDER" --inventory-interval 1 --orphan-grace 5 --verify-interval 10
 			--state-file /run/lunwatch/bindings.json --alerts-file "$LW_ALERTS" --record "$LW_RECORD"
-			--metrics-listen "" --guard "$LAB_GUARD")
+			--metrics-listen "" --guard "$LAB_GUARD" --dump-dir "$LAB_OUT/dumps" --dump-after 3
+			--dump-before 120)
 		: > "$LW_ALERTS"
 	fi
 	log "lunwatch run: guard mode $LAB_GUARD"
@@ -337,6 +338,43 @@ no_alert_above_warning() {
 		alert_brief <<< "$bad" | while read -r l; do log "  high alert: $l"; done
 	fi
 }
+# dump_of RULE: the capture dump lunwatch wrote for the first RULE alert
+dump_of() { ls "$LAB_OUT"/dumps/*-"$1".lwdump 2>/dev/null | head -1; }
+
+# dump_checks RULE: a capture was written for RULE; `dump verify` passes;
+# its timeline has A's I/O, the LUN-not-supported error, the scan and the
+# trigger in that order; `replay` of the dump raises the trigger again.
+dump_checks() {
+	local rule=$1 f
+	wait_for "a capture dump for $rule" 20 test -n "$(dump_of "$rule")" || true
+	f=$(dump_of "$rule")
+	if [[ -z $f ]]; then
+		lw_record FAIL "capture dump for $rule: none in $LAB_OUT/dumps ($(ls "$LAB_OUT/dumps" 2>/dev/null | tr '\n' ' '))"
+		return
+	fi
+	if "$LAB_LUNWATCH" dump verify "$f" > "$LAB_OUT/dump-verify.txt" 2>&1; then
+		lw_record PASS "lunwatch dump verify $(basename "$f"): $(tail -1 "$LAB_OUT/dump-verify.txt")"
+	else
+		lw_record FAIL "lunwatch dump verify $(basename "$f"): $(tr '\n' ' ' < "$LAB_OUT/dump-verify.txt" | cut -c1-200)"
+	fi
+	"$LAB_LUNWATCH" dump show "$f" > "$LAB_OUT/dump-show.txt" 2>&1
+	local io err scan trig
+	io=$(grep -n 'I/O .*instance-0000000a' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
+	err=$(grep -n 'LOGICAL UNIT NOT SUPPORTED' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
+	scan=$(grep -n 'HOST_SCAN' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
+	trig=$(grep -n '^>>>' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
+	if [[ -n $io && -n $err && -n $scan && -n $trig ]] && ((io < err && err < scan && scan < trig)); then
+		lw_record PASS "dump timeline in order: A's I/O (line $io), LUN not supported ($err), the scan ($scan), the trigger ($trig)"
+	else
+		lw_record FAIL "dump timeline order: A's I/O=${io:-missing} LUN-not-supported=${err:-missing} scan=${scan:-missing} trigger=${trig:-missing} (see dump-show.txt)"
+	fi
+	if "$LAB_LUNWATCH" replay "$f" > "$LAB_OUT/dump-replay.jsonl" 2> "$LAB_OUT/dump-replay.stderr"; then
+		lw_record PASS "lunwatch replay of the dump raises its trigger again ($(tail -1 "$LAB_OUT/dump-replay.stderr" | cut -c1-160))"
+	else
+		lw_record FAIL "lunwatch replay of the dump: $(tail -1 "$LAB_OUT/dump-replay.stderr" | cut -c1-200)"
+	fi
+}
+
 # replay_reproduces RULE: `lunwatch replay` of the recording raises RULE again
 replay_reproduces() {
 	local rule=$1 out
