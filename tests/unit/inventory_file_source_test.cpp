@@ -2,6 +2,8 @@
 // last-good behaviour when a file goes bad.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <unistd.h>
 
 #include <filesystem>
@@ -26,26 +28,7 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "lunwatch-inv-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  void write(const std::string& name, const std::string& text) const {
-    std::string tmp = path_ + "/." + name + ".tmp";
-    std::ofstream(tmp, std::ios::binary) << text;
-    fs::rename(tmp, path_ + "/" + name);
-  }
-
- private:
-  std::string path_;
-};
+using testutil::TempDir;
 
 }  // namespace
 

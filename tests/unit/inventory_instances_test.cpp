@@ -1,6 +1,8 @@
 // Process -> instance: qemu command lines, machine scopes, /proc/<pid>/stat
 // and the resolver over a fixture proc tree (including processes that vanish).
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <unistd.h>
 
 #include <filesystem>
@@ -16,25 +18,7 @@ namespace {
 
 const std::string kFix = std::string(LUNWATCH_FIXTURES) + "/inventory";
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "lunwatch-inv-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  void write(const std::string& rel, const std::string& text) const {
-    fs::create_directories(fs::path(path_ + "/" + rel).parent_path());
-    std::ofstream(path_ + "/" + rel, std::ios::binary) << text;
-  }
-
- private:
-  std::string path_;
-};
+using testutil::TempDir;
 
 std::string stat_line(uint32_t pid, const std::string& comm, uint64_t start) {
   return std::to_string(pid) + " (" + comm + ") S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 " +

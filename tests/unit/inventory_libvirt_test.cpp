@@ -1,6 +1,8 @@
 // libvirt domain XML -> instances and attachments; the directory source's
 // change detection and last-good behaviour.
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <unistd.h>
 
 #include <filesystem>
@@ -25,27 +27,7 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "lunwatch-inv-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  // Replaces the file by rename, as libvirt does (new inode).
-  void write(const std::string& name, const std::string& text) const {
-    std::string tmp = path_ + "/." + name + ".tmp";
-    std::ofstream(tmp, std::ios::binary) << text;
-    fs::rename(tmp, path_ + "/" + name);
-  }
-
- private:
-  std::string path_;
-};
+using testutil::TempDir;
 
 const v1::Attachment* by_volume(const std::vector<v1::Attachment>& all, const std::string& volume) {
   for (const auto& a : all) {

@@ -122,15 +122,6 @@ std::FILE* open_out(const std::string& path) {
   return std::fopen(path.c_str(), "a");
 }
 
-// The device an attachment's path names on this host ("/dev/dm-0",
-// "/dev/disk/by-id/..." symlinks are followed by stat).
-std::string resolve_dev(const std::string& path) {
-  if (path.empty()) return "";
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) return "";
-  return to_string(from_user_dev(st.st_rdev));
-}
-
 class Agent {
  public:
   explicit Agent(const AgentOptions& o) : o_(o) {}
@@ -260,14 +251,18 @@ void Agent::refresh_inventory() {
     v1::Event ev;
     *ev.mutable_inventory() = s->snapshot();
     for (auto& a : *ev.mutable_inventory()->mutable_attachments())
-      if (a.resolved_dev().empty()) a.set_resolved_dev(resolve_dev(a.device_path()));
+      if (a.resolved_dev().empty()) a.set_resolved_dev(block_device_of(a.device_path()));
     feed(std::move(ev));
   }
 }
 
 void Agent::maybe_capture(const v1::Alert& a) {
   if (a.state() != v1::ALERT_FIRING || a.severity() < severity_threshold(o_.dump_severity)) return;
-  if (pending_capture_) return;  // one capture covers alerts raised inside its window
+  if (pending_capture_) {
+    // One capture covers alerts raised inside its window; it is named for the worst of them.
+    if (a.severity() > pending_capture_->severity()) pending_capture_ = a;
+    return;
+  }
   pending_capture_ = a;
   capture_at_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.dump_after_s));
 }
@@ -413,15 +408,8 @@ void Agent::verify_all(v1::VerifyReason why) {
 
 void Agent::drain_verifier() {
   for (auto& o : verifier_->take()) {
-    v1::Event ev;
+    v1::Event ev = topology::identity_event(o);
     auto* c = ev.mutable_identity();
-    c->set_dev(to_string(o.dev));
-    c->set_dev_name(o.name);
-    c->set_ok(o.ok);
-    c->set_timed_out(o.timed_out);
-    *c->mutable_identity() = o.identity;
-    c->set_error(o.error);
-    c->set_took_ms(static_cast<uint32_t>(o.took.count()));
     auto it = verify_reason_.find(o.name);
     if (it != verify_reason_.end()) {
       c->set_reason(it->second);
@@ -435,7 +423,6 @@ void Agent::drain_verifier() {
       for (const auto& d : last_topology_.devices())
         if (d.name() == o.name) metrics_.identity_checked(d.dev(), d.cached().wwid(), o.identity.wwid());
     }
-    ev.set_unix_ms(o.at_unix_ms);
     feed(std::move(ev));
     sync_guard();
   }

@@ -45,6 +45,8 @@ struct GuardCommand {
   std::string action = "status";  // status, mode, release, quarantine
   std::string arg;
   std::string pin_dir = "/sys/fs/bpf/lunwatch";
+  std::vector<uint32_t> owners;     // arm: processes allowed
+  std::vector<uint32_t> instances;  // arm: further processes the guard applies to
 };
 int cmd_guard(const GuardCommand& g);
 

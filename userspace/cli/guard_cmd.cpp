@@ -47,6 +47,25 @@ int cmd_guard(const GuardCommand& g) {
     std::printf("guard mode: %s\n", guard::mode_name(*mode));
     return 0;
   }
+  if (g.action == "arm") {
+    auto d = device_arg(g.arg);
+    if (!d) return log::error("no such block device: " + g.arg), 2;
+    if (g.owners.empty() || g.owners.size() > LW_GUARD_MAX_OWNERS)
+      return log::error("give 1 to " + std::to_string(LW_GUARD_MAX_OWNERS) + " --owner PIDs"), 2;
+    lw_guard_dev e{};
+    e.generation = 0;  // the operator's entry: the agent leaves it alone
+    e.state = LW_GUARD_VERIFIED;
+    e.n_owners = static_cast<uint32_t>(g.owners.size());
+    for (size_t i = 0; i < g.owners.size(); ++i) e.owners[i] = g.owners[i];
+    auto r = m.put_device(to_kernel_dev(*d), e);
+    if (!r.ok()) return log::error(r.error().message), 1;
+    auto procs = m.procs();
+    procs.insert(g.owners.begin(), g.owners.end());
+    procs.insert(g.instances.begin(), g.instances.end());
+    m.set_procs(procs);
+    std::printf("armed %s (%s) for %zu owner(s)\n", g.arg.c_str(), to_string(*d).c_str(), g.owners.size());
+    return 0;
+  }
   if (g.action == "release" || g.action == "quarantine") {
     auto d = device_arg(g.arg);
     if (!d) return log::error("no such block device: " + g.arg), 2;

@@ -87,6 +87,10 @@ int main(int argc, char** argv) {
   g_release->add_option("DEVICE", guard_cmd_opts.arg, "/dev/dm-0, dm-0 or 254:0")->required();
   auto* g_quar = guard_cmd->add_subcommand("quarantine", "refuse DEVICE to every process but the allowlist");
   g_quar->add_option("DEVICE", guard_cmd_opts.arg, "/dev/dm-0, dm-0 or 254:0")->required();
+  auto* g_arm = guard_cmd->add_subcommand("arm", "guard DEVICE by hand: only --owner PIDs among instance processes");
+  g_arm->add_option("DEVICE", guard_cmd_opts.arg, "/dev/dm-0, dm-0 or 254:0")->required();
+  g_arm->add_option("--owner", guard_cmd_opts.owners, "pid allowed (repeatable)")->required();
+  g_arm->add_option("--instance", guard_cmd_opts.instances, "pid the guard applies to (repeatable)");
   (void)g_status;
 
   lunwatch::cli::DumpCommand dump_opts;
@@ -167,6 +171,7 @@ int main(int argc, char** argv) {
     if (*g_mode) guard_cmd_opts.action = "mode";
     if (*g_release) guard_cmd_opts.action = "release";
     if (*g_quar) guard_cmd_opts.action = "quarantine";
+    if (*g_arm) guard_cmd_opts.action = "arm";
     return lunwatch::cli::cmd_guard(guard_cmd_opts);
   }
   if (*dump_cmd) {

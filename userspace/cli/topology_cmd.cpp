@@ -28,12 +28,6 @@ int64_t now_ms() {
       .count();
 }
 
-std::string resolve(const std::string& path) {
-  struct stat st {};
-  if (path.empty() || ::stat(path.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) return "";
-  return to_string(from_user_dev(st.st_rdev));
-}
-
 }  // namespace
 
 int cmd_topology(const TopologyOptions& o) {
@@ -62,7 +56,7 @@ int cmd_topology(const TopologyOptions& o) {
     v1::Event ev;
     *ev.mutable_inventory() = s->snapshot();
     for (auto& a : *ev.mutable_inventory()->mutable_attachments())
-      if (a.resolved_dev().empty()) a.set_resolved_dev(resolve(a.device_path()));
+      if (a.resolved_dev().empty()) a.set_resolved_dev(block_device_of(a.device_path()));
     feed(ev);
   }
   v1::Event tev;
@@ -79,15 +73,7 @@ int cmd_topology(const TopologyOptions& o) {
     for (const auto& d : topo.devices())
       if (auto n = parse_devnum(d.dev()); n && !d.name().empty()) verifier.submit(d.name(), *n);
     for (auto& r : verifier.wait_all(vo.timeout + std::chrono::seconds(1))) {
-      v1::Event ev;
-      auto* c = ev.mutable_identity();
-      c->set_dev(to_string(r.dev));
-      c->set_dev_name(r.name);
-      c->set_ok(r.ok);
-      c->set_timed_out(r.timed_out);
-      *c->mutable_identity() = r.identity;
-      c->set_error(r.error);
-      feed(ev);
+      feed(topology::identity_event(r));
       verified[r.name] = r;
     }
   }

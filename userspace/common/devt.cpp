@@ -1,10 +1,18 @@
 #include "common/devt.h"
 
+#include <sys/stat.h>
+
 #include <charconv>
 
 namespace lunwatch {
 
 std::string to_string(DevNum d) { return std::to_string(d.major) + ":" + std::to_string(d.minor); }
+
+std::string block_device_of(const std::string& path) {
+  struct stat st {};
+  if (path.empty() || ::stat(path.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) return "";
+  return to_string(from_user_dev(st.st_rdev));
+}
 
 std::optional<DevNum> parse_devnum(std::string_view s) {
   auto colon = s.find(':');

@@ -29,6 +29,10 @@ inline dev_t to_user_dev(DevNum d) { return ::makedev(d.major, d.minor); }
 
 // "8:16"
 std::string to_string(DevNum d);
+// The block device a path names ("/dev/dm-0", by-id symlinks followed), as
+// "major:minor"; "" when it is not a block device.
+std::string block_device_of(const std::string& path);
+
 // Parses "8:16" (as in /sys/dev/block names and dm path names).
 std::optional<DevNum> parse_devnum(std::string_view s);
 

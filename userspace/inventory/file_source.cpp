@@ -183,16 +183,7 @@ void FileSource::refresh() {
   entries_ = std::move(next);
   if (changed) rebuild();
 
-  std::string first_error;
-  for (const auto& [f, e] : entries_) {
-    if (!e.error.empty()) {
-      first_error = e.error;
-      break;
-    }
-  }
-  snapshot_.set_stale(!first_error.empty());
-  snapshot_.set_last_error(first_error);
-  if (first_error.empty()) snapshot_.set_last_good_unix_ms(snapshot_.last_attempt_unix_ms());
+  mark_refresh(snapshot_, first_error_of(entries_));
 }
 
 void FileSource::rebuild() {

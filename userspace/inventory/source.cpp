@@ -69,4 +69,10 @@ std::optional<FileSignature> file_signature(const std::string& path) {
   return s;
 }
 
+void mark_refresh(v1::SourceSnapshot& snapshot, const std::string& first_error) {
+  snapshot.set_stale(!first_error.empty());
+  snapshot.set_last_error(first_error);
+  if (first_error.empty()) snapshot.set_last_good_unix_ms(snapshot.last_attempt_unix_ms());
+}
+
 }  // namespace lunwatch::inventory

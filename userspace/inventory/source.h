@@ -35,6 +35,17 @@ class AttachmentSource {
 
 int64_t now_unix_ms();
 
+// The first error among a source's per-file entries (each with an `error`), "" if none.
+template <typename Entries>
+std::string first_error_of(const Entries& entries) {
+  for (const auto& [key, e] : entries)
+    if (!e.error.empty()) return e.error;
+  return "";
+}
+
+// Ends a refresh: stale with its first error, or good as of the last attempt.
+void mark_refresh(v1::SourceSnapshot& snapshot, const std::string& first_error);
+
 // Reads a whole file, refusing (without reading) one whose size is above
 // max_bytes, and stopping at max_bytes for files that report size 0 (/proc).
 // Errc::kNotFound when the file does not exist, kIo otherwise, kTruncated

@@ -91,6 +91,20 @@ Result<std::string> device_node(const std::string& dev_dir, const std::string& n
   return priv;
 }
 
+v1::Event identity_event(const VerifyOutcome& o) {
+  v1::Event ev;
+  auto* c = ev.mutable_identity();
+  c->set_dev(to_string(o.dev));
+  c->set_dev_name(o.name);
+  c->set_ok(o.ok);
+  c->set_timed_out(o.timed_out);
+  *c->mutable_identity() = o.identity;
+  c->set_error(o.error);
+  c->set_took_ms(static_cast<uint32_t>(o.took.count()));
+  ev.set_unix_ms(o.at_unix_ms);
+  return ev;
+}
+
 struct IdentityVerifier::Job {
   std::string name;
   DevNum dev;

@@ -37,6 +37,9 @@ struct VerifyOutcome {
   std::chrono::milliseconds took{0};
 };
 
+// The correlator's view of an outcome (reason and receive time are the caller's).
+v1::Event identity_event(const VerifyOutcome& o);
+
 class IdentityVerifier {
  public:
   using InquireFn = std::function<Result<v1::Identity>(const std::string& node, std::chrono::milliseconds)>;

@@ -52,6 +52,8 @@ export LAB_VERBOSE=${KARG[verbose]:-0}
 export LAB_PROBES_JSON=${KARG[probes_json]:-0}
 export LAB_KVER=$(uname -r)
 [[ -n ${KARG[guard]:-} ]] && export LAB_GUARD=${KARG[guard]}
+[[ -n ${KARG[bench_rounds]:-} ]] && export BENCH_ROUNDS=${KARG[bench_rounds]}
+[[ -n ${KARG[bench_runtime]:-} ]] && export BENCH_RUNTIME=${KARG[bench_runtime]}
 
 mkdir -p /lab-out
 if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,rw labout /lab-out; then
