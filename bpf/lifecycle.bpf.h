@@ -40,18 +40,13 @@ static __always_inline struct lw_lifecycle_event *lw_lc_begin(__u32 kind)
 }
 
 /* A removed device's number is reused by the next device (LIO and the SCSI
- * layer hand out the same sd name, dev_t and H:C:T:L): forget what was
- * reported about it, so the new one is reported afresh. */
+ * layer hand out the same sd name, dev_t and H:C:T:L): forget its edges and
+ * binding, so the new one is reported afresh. Flows stay: a process still
+ * holding a descriptor to the removed device is not a new reader of its
+ * successor (identity changes re-arm flows where it matters). */
 static long lw_forget_edge_cb(void *map, struct lw_edge_key *k, __u64 *v, __u32 *dev)
 {
 	if (k->lower == *dev || k->upper == *dev)
-		bpf_map_delete_elem(map, k);
-	return 0;
-}
-
-static long lw_forget_flow_cb(void *map, struct lw_flow_key *k, struct lw_flow_val *v, __u32 *dev)
-{
-	if (k->dev == *dev)
 		bpf_map_delete_elem(map, k);
 	return 0;
 }
@@ -63,7 +58,6 @@ static __always_inline void lw_forget_dev(__u32 dev)
 	bpf_map_delete_elem(&bindings, &dev);
 	bpf_map_delete_elem(&err_limit, &dev);
 	bpf_for_each_map_elem(&edges, lw_forget_edge_cb, &dev, 0);
-	bpf_for_each_map_elem(&flows, lw_forget_flow_cb, &dev, 0);
 }
 
 static __always_inline int lw_lc_sdev(__u32 kind, struct scsi_device___lw *sdev, int code)

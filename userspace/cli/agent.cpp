@@ -435,6 +435,15 @@ void Agent::sync_guard() {
   uint64_t now = mono_ns();
   for (const auto& [kdev, dp] : policy.devices) {
     auto k = kernel.find(kdev);
+    if (dp.state == LW_GUARD_UNVERIFIED) {  // paths disagree: keep it closed
+      if (k == kernel.end() || k->second.state == LW_GUARD_VERIFIED) {
+        auto closed = guard::to_kernel(dp, ++guard_generation_);
+        closed.closed_ns = now;
+        guard_->put_device(kdev, closed);
+        log::warn("guard: " + dp.name + " closed: " + dp.reason);
+      }
+      continue;
+    }
     if (k != kernel.end()) {
       const auto& cur = k->second;
       if (cur.state == LW_GUARD_QUARANTINE) continue;  // the operator's call
@@ -478,8 +487,11 @@ void Agent::sync_guard() {
     auto w = guard_->put_device(kdev, guard::to_kernel(dp, ++guard_generation_));
     if (!w.ok()) log::warn(w.error().message);
   }
+  // Forget only devices nobody holds any more; a held device the policy
+  // cannot judge yet (unverified paths) stays as the kernel has it.
   for (const auto& [kdev, cur] : kernel)
-    if (!policy.devices.count(kdev) && cur.generation > 0 && cur.state != LW_GUARD_QUARANTINE)
+    if (!policy.devices.count(kdev) && !policy.held.count(kdev) && cur.generation > 0 &&
+        cur.state != LW_GUARD_QUARANTINE)
       guard_->remove_device(kdev);
   guard_->set_procs(policy.instance_tgids);
 }

@@ -8,6 +8,8 @@
 namespace lunwatch::detect {
 namespace {
 
+constexpr uint64_t kPendingFlowMaxAgeNs = 10'000'000'000ULL;
+
 bool gone(v1::AttachmentStatus s) {
   return s == v1::ATTACHMENT_DELETED || s == v1::ATTACHMENT_DETACHED || s == v1::ATTACHMENT_ERROR_DETACHING;
 }
@@ -658,6 +660,7 @@ void Correlator::on_topology(const v1::Event& ev, Output& out) {
   // SCSI devices that sysfs no longer shows are gone.
   for (auto it = devs_.begin(); it != devs_.end();) {
     if (it->second.v.scsi && !present.count(it->first)) {
+      for (const auto& u : uppers_closure(it->first)) pending_flows_.erase(u);
       for (const auto& u : it->second.v.uppers) {
         auto& lw = dev(u).v.lowers;
         lw.erase(std::remove(lw.begin(), lw.end(), it->first), lw.end());
@@ -720,7 +723,11 @@ void Correlator::on_identity(const v1::Event& ev, Output& out) {
   for (const auto& x : uppers_closure(c.dev())) {
     auto it = pending_flows_.find(x);
     if (it == pending_flows_.end() || !identity_of(x).complete) continue;
-    for (auto& f : it->second) ready.push_back(std::move(f));
+    // A flow is judged against the identity its device had then: one that
+    // waited longer than a verification takes saw an older device (removed
+    // and re-created under the same number since), so it is dropped.
+    for (auto& f : it->second)
+      if (now_ns_ - f.ts_ns() <= kPendingFlowMaxAgeNs) ready.push_back(std::move(f));
     pending_flows_.erase(it);
   }
   for (const auto& f : ready) evaluate_instance_flow(f, out);

@@ -19,13 +19,19 @@ Policy compute_policy(const detect::Correlator& c) {
     if (att.source() == v1::SOURCE_LIBVIRT && !att.resolved_dev().empty()) holders[att.resolved_dev()].push_back(att);
 
   for (const auto& [dev, atts] : holders) {
-    auto id = c.device_identity(dev);
-    if (!id.complete || id.mismatch) continue;  // not verified (yet): the kernel keeps what it has
     auto num = parse_devnum(dev);
     if (!num) continue;
+    p.held.insert(to_kernel_dev(*num));
+    auto id = c.device_identity(dev);
+    if (!id.complete) continue;  // not verified (yet): the kernel keeps what it has
     DevicePolicy dp;
     dp.kdev = to_kernel_dev(*num);
     dp.name = views.count(dev) ? views[dev].name : dev;
+    if (id.mismatch) {
+      // Its paths answer as different volumes: nobody among the instances.
+      dp.state = LW_GUARD_UNVERIFIED;
+      dp.reason = "paths answer with different identities";
+    }
     for (const auto& l : id.leaves) {
       auto it = views.find(l);
       if (it == views.end() || dp.paths.size() >= LW_GUARD_MAX_PATHS) continue;
@@ -47,6 +53,7 @@ Policy compute_policy(const detect::Correlator& c) {
       for (const auto& a : atts)
         if (ob->instance_uuid() != a.instance_uuid()) bound_elsewhere = true;
     for (const auto& a : atts) {
+      if (id.mismatch) break;
       const auto* b = c.bindings().find(a.instance_uuid(), a.volume_id());
       bool owner = b ? b->wwid() == id.wwid : !bound_elsewhere;
       auto pit = c.instance_pids().find(a.instance_uuid().empty() ? a.instance_name() : a.instance_uuid());

@@ -33,6 +33,7 @@ struct DevicePolicy {
 struct Policy {
   std::map<uint32_t, DevicePolicy> devices;  // by kernel dev_t
   std::set<uint32_t> instance_tgids;         // processes the guard applies to
+  std::set<uint32_t> held;                   // devices some instance holds, judged or not
 };
 
 Policy compute_policy(const detect::Correlator& c);

@@ -453,7 +453,7 @@ std::vector<FlowRecord> Probes::forget_device(uint32_t kdev) {
   for (auto& e : gone) bpf_map_delete_elem(efd, &e);
   bpf_map_delete_elem(bpf_map__fd(impl_->skel->maps.bindings), &kdev);
   bpf_map_delete_elem(bpf_map__fd(impl_->skel->maps.err_limit), &kdev);
-  return rearm_flows({kdev});
+  return {};
 }
 
 namespace {

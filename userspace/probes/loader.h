@@ -66,8 +66,8 @@ class Probes {
   // next I/O of each process there is reported again as a new flow; returns
   // what they had counted.
   std::vector<FlowRecord> rearm_flows(const std::set<uint32_t>& kernel_devs);
-  // Forgets every edge, binding and flow the kernel side remembers about a
-  // device that is gone (its number will be reused); returns the flows' counts.
+  // Forgets the edges and SCSI binding the kernel side remembers about a device
+  // that is gone (its number will be reused). Flows stay (see lifecycle.bpf.h).
   std::vector<FlowRecord> forget_device(uint32_t kernel_dev);
   std::vector<uint64_t> drops() const;  // by enum lw_drop_cause, summed over CPUs
   std::vector<uint64_t> stats() const;  // by enum lw_stat, summed over CPUs

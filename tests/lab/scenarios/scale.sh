@@ -35,7 +35,7 @@ mkdir -p "${dirs[@]}" || fatal "mkdir backstores"
 for ((v = 0; v < NV; v++)); do
 	bs=$CFG/core/fileio_0/s$v
 	echo "fd_dev_name=$VOL_DIR/s$v.img,fd_dev_size=4194304" > "$bs/control"
-	printf 'e5e5e5e5-0000-4000-8000-%012d\n' "$v" > "$bs/wwn/vpd_unit_serial"
+	printf '%08x-0000-4000-8000-%012d\n' $((0xe5000000 + v)) "$v" > "$bs/wwn/vpd_unit_serial"
 	echo 1 > "$bs/enable" || fatal "enable s$v"
 	VOL_BS[s$v]=$bs
 done
@@ -96,7 +96,7 @@ bad=0
 for v in 0 $((NL - 1)) $((NL + 7)) $((NV / 2 + 3)) $((NV - 1)); do
 	sd=${VSD[$v]:-}
 	[[ -n $sd ]] || continue
-	want=$(printf 'e5e5e5e5-0000-4000-8000-%012d' "$v")
+	want=$(printf '%08x-0000-4000-8000-%012d' $((0xe5000000 + v)) "$v")
 	[[ $(vpd_serial "$sd") == "$want" && $(sysfs_wwid "$sd") == "$(vpd_naa "$sd")" ]] || { bad=$((bad + 1)); log "identity mismatch on $sd (s$v)"; }
 done
 ((bad == 0)) && gt_pass "sampled identities (SG_IO serial, sysfs wwid == SG_IO) match their volume" || gt_fail "$bad sampled identities wrong"
@@ -107,7 +107,7 @@ t0=$SECONDS
 # for each instance is written by instance_start with every disk's serial)
 CINDER_BATCH=1
 for ((v = 0; v < NI * PER; v++)); do
-	printf -v ser 'e5e5e5e5-0000-4000-8000-%012d' "$v"
+	printf -v ser '%08x-0000-4000-8000-%012d' $((0xe5000000 + v)) "$v"
 	cinder_attach "s$v" $((0x100 + v / PER)) "$ser" "$(iqn_of $((v / NL)))" $((v % NL)) "$P1"
 done
 CINDER_BATCH=
@@ -121,7 +121,7 @@ for ((i = 0; i < NI; i++)); do
 		v=$((i * PER + k))
 		[[ -n ${VSD[$v]:-} ]] || continue
 		devs+=("${VSD[$v]}")
-		printf -v ser 'e5e5e5e5-0000-4000-8000-%012d' "$v"
+		printf -v ser '%08x-0000-4000-8000-%012d' $((0xe5000000 + v)) "$v"
 		serials+=("$ser")
 	done
 	((${#devs[@]})) || continue
