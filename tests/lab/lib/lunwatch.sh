@@ -338,16 +338,19 @@ no_alert_above_warning() {
 		alert_brief <<< "$bad" | while read -r l; do log "  high alert: $l"; done
 	fi
 }
-# dump_of RULE: the capture dump lunwatch wrote for the first RULE alert
-dump_of() { ls "$LAB_OUT"/dumps/*-"$1".lwdump 2>/dev/null | head -1; }
+# dump_of RULE...: the capture dump lunwatch wrote for the first of these rules
+dump_of() {
+	local r
+	for r in "$@"; do ls "$LAB_OUT"/dumps/*-"$r".lwdump 2>/dev/null; done | head -1
+}
 
 # dump_checks RULE: a capture was written for RULE; `dump verify` passes;
 # its timeline has A's I/O, the LUN-not-supported error, the scan and the
 # trigger in that order; `replay` of the dump raises the trigger again.
 dump_checks() {
-	local rule=$1 f
-	wait_for "a capture dump for $rule" 20 test -n "$(dump_of "$rule")" || true
-	f=$(dump_of "$rule")
+	local rule="$*" f
+	wait_for "a capture dump for $rule" 20 test -n "$(dump_of "$@")" || true
+	f=$(dump_of "$@")
 	if [[ -z $f ]]; then
 		lw_record FAIL "capture dump for $rule: none in $LAB_OUT/dumps ($(ls "$LAB_OUT/dumps" 2>/dev/null | tr '\n' ' '))"
 		return
@@ -361,12 +364,15 @@ dump_checks() {
 	local io err scan trig
 	io=$(grep -n 'I/O .*instance-0000000a' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
 	err=$(grep -n 'LOGICAL UNIT NOT SUPPORTED' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
-	scan=$(grep -n 'HOST_SCAN' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
 	trig=$(grep -n '^>>>' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
-	if [[ -n $io && -n $err && -n $scan && -n $trig ]] && ((io < err && err < scan && scan < trig)); then
-		lw_record PASS "dump timeline in order: A's I/O (line $io), LUN not supported ($err), the scan ($scan), the trigger ($trig)"
+	# the remap's scan: the last one before the trigger (logins scan too)
+	scan=$(grep -n 'HOST_SCAN' "$LAB_OUT/dump-show.txt" | cut -d: -f1 | awk -v t="${trig:-0}" '$1 < t' | tail -1)
+	local leak
+	leak=$(grep -n 'I/O .*instance-0000000a' "$LAB_OUT/dump-show.txt" | cut -d: -f1 | awk -v s="${scan:-999999}" '$1 > s' | head -1)
+	if [[ -n $io && -n $err && -n $scan && -n $trig && -n $leak ]] && ((io < err && err < scan && scan < trig && scan < leak)); then
+		lw_record PASS "dump timeline in order: A's I/O (line $io), LUN not supported ($err), the scan ($scan), the trigger ($trig), A's first read after the remap ($leak)"
 	else
-		lw_record FAIL "dump timeline order: A's I/O=${io:-missing} LUN-not-supported=${err:-missing} scan=${scan:-missing} trigger=${trig:-missing} (see dump-show.txt)"
+		lw_record FAIL "dump timeline order: A's I/O=${io:-missing} LUN-not-supported=${err:-missing} scan=${scan:-missing} trigger=${trig:-missing} A's read after the scan=${leak:-missing} (see dump-show.txt)"
 	fi
 	if "$LAB_LUNWATCH" replay "$f" > "$LAB_OUT/dump-replay.jsonl" 2> "$LAB_OUT/dump-replay.stderr"; then
 		lw_record PASS "lunwatch replay of the dump raises its trigger again ($(tail -1 "$LAB_OUT/dump-replay.stderr" | cut -c1-160))"
