@@ -4,7 +4,7 @@
 # psync reads and writes on tmpfs) and (2) the owner's O_DIRECT I/O on a
 # guarded block device (a loop device over tmpfs), interleaved rounds, fio's
 # IOPS, ratios against the "off" rounds of the same run.
-source "$LAB_DIR/lib/common.sh"
+. "$(dirname "$0")/../lib/common.sh"
 LW=${LAB_LUNWATCH:-$LAB_REPO/build/lunwatch}
 ROUNDS=${BENCH_ROUNDS:-3} RUNTIME=${BENCH_RUNTIME:-4}
 modprobe loop 2>/dev/null
@@ -18,7 +18,7 @@ wait_for "lunwatch ready" 60 test -f /tmp/lw.ready || { cat "$LAB_OUT/lunwatch.s
 "$LW" guard status > "$LAB_OUT/guard-status-start.txt" 2>&1
 grep -q 'guard mode: enforce' "$LAB_OUT/guard-status-start.txt" || { echo "[lab] guard not active"; cat "$LAB_OUT/guard-status-start.txt"; exit 1; }
 
-iops() { jq -r '[.jobs[] | (.read.iops + .write.iops)] | add' "$1"; }
+iops() { jq -r '[.jobs[] | (.read.iops + .write.iops)] | add | floor' "$1"; }
 fio_tmpfs() {
 	fio --name=sys --filename=/tmp/bench.file --size=16M --bs=512 --rw=randrw --ioengine=psync \
 		--time_based --runtime="$RUNTIME" --ramp_time=1 --output-format=json --output="$1" > /dev/null 2>&1
@@ -49,7 +49,7 @@ set_mode enforce
 "$LW" guard status > "$LAB_OUT/guard-status-end.txt" 2>&1
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 {
-	printf '%-34s %-30s %12s %8s %8s\n' workload rounds median ratio target
+	printf '%-42s %-24s %10s %8s %8s\n' "workload (IOPS, guest kernel under QEMU)" rounds median ratio target
 	for w in tmpfs block; do
 		off=$(median <<< "${R[$w-off]}")
 		on=$(median <<< "${R[$w-enforce]}")
@@ -58,8 +58,8 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR
 		ratio=$(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.3f", a / b}')
 		desc="syscall-heavy tmpfs 512B psync"
 		[[ $w == block ]] && desc="owner O_DIRECT 4k io_uring qd32"
-		printf '%-34s %-30s %12.0f %8s %8s\n' "$desc (off)" "${R[$w-off]}" "$off" 1.000 -
-		printf '%-34s %-30s %12.0f %8s %8s\n' "$desc (enforce)" "${R[$w-enforce]}" "$on" "$ratio" ">=$target"
+		printf '%-42s %-24s %10.0f %8s %8s\n' "$desc (off)" "${R[$w-off]}" "$off" 1.000 -
+		printf '%-42s %-24s %10.0f %8s %8s\n' "$desc (enforce)" "${R[$w-enforce]}" "$on" "$ratio" ">=$target"
 	done
 	echo "denials during the owner's runs: $(grep -o 'denied [0-9]*' "$LAB_OUT/guard-status-end.txt")"
 } | tee "$LAB_OUT/bench-guard.txt"
