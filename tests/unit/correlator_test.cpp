@@ -436,3 +436,20 @@ TEST(GuardPolicy, UnverifiedDevicesAreLeftToTheKernel) {
   s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA)});
   EXPECT_TRUE(guard::compute_policy(s.c()).devices.empty());
 }
+
+TEST(Correlator, OnePathReinstatedOntoTheRemappedLunIsEnough) {
+  Stream s;
+  attach_a(s);
+  // B's record exists before the LUN is mapped (Cinder creates it first).
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a"),
+            Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHING, "att-b")});
+  // multipathd reinstates sdb alone: it now answers as volB, sda is still down.
+  auto out = s.identity("8:16", "sdb", kWb, kVolB);
+  EXPECT_EQ(s.firing(v1::IDENTITY_CHANGED).size(), 1u);
+  EXPECT_FALSE(s.firing(v1::MULTIPATH_WWID_MISMATCH).empty());
+  EXPECT_TRUE(std::find(out.rearm.begin(), out.rearm.end(), "254:0") != out.rearm.end());
+  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+  auto cross = s.firing(v1::CROSS_INSTANCE_ACCESS);
+  ASSERT_EQ(cross.size(), 1u) << "A's I/O may go through sdb: volB";
+  EXPECT_EQ(cross[0].owner_volume_id(), kVolB);
+}

@@ -472,7 +472,24 @@ void Correlator::judge_instance_flow(const v1::Event& ev, Output& out) {
     auto& pend = pending_flows_[f.dev()];
     if (pend.size() < 64) pend.push_back(ev);
     request_verify(f.dev(), v1::VERIFY_NEW_FLOW, out);
-  } else if (!id.mismatch) {
+  } else {
+    // Paths that disagree (one reinstated onto a remapped LUN): the I/O may
+    // go through any of them, so any path answering as another instance's
+    // volume is enough.
+    if (id.mismatch)
+      for (const auto& l : id.leaves) {
+        auto lt = devs_.find(l);
+        if (lt == devs_.end() || !lt->second.v.verified) continue;
+        auto o = owners_of(lt->second.v.verified->wwid(), lt->second.v.verified->serial());
+        bool mine_here = std::any_of(o.begin(), o.end(), [&](const Owner& x) {
+          return (!me.uuid().empty() && x.instance_uuid == me.uuid()) || (!me.name().empty() && x.instance_name == me.name());
+        });
+        if (!o.empty() && !mine_here) {
+          id.wwid = lt->second.v.verified->wwid();
+          id.serial = lt->second.v.verified->serial();
+          break;
+        }
+      }
     auto owners = owners_of(id.wwid, id.serial);
     bool mine = std::any_of(owners.begin(), owners.end(), [&](const Owner& o) {
       return (!me.uuid().empty() && o.instance_uuid == me.uuid()) || (!me.name().empty() && o.instance_name == me.name());
@@ -760,11 +777,22 @@ void Correlator::check_device(const std::string& x, const v1::Event& trigger, Ou
     }
   }
 
-  if (!id.complete || id.mismatch) return;
+  if (!id.complete) return;
   for (const auto* att : lookup(index().by_dev, x)) {
     if (!holder_record(*att) || att->resolved_dev() != x) continue;
     const auto* b = bindings_.find(att->instance_uuid(), att->volume_id());
     if (!b) continue;
+    if (id.mismatch) {
+      // Paths disagree: the one answering with another identity is the news.
+      for (const auto& l : id.leaves) {
+        auto lt = devs_.find(l);
+        if (lt != devs_.end() && lt->second.v.verified && lt->second.v.verified->wwid() != b->wwid()) {
+          id.wwid = lt->second.v.verified->wwid();
+          id.serial = lt->second.v.verified->serial();
+          break;
+        }
+      }
+    }
     std::string subject = (att->instance_name().empty() ? att->instance_uuid() : att->instance_name()) + "/" +
                           att->volume_id() + "/" + x;
     if (b->wwid() == id.wwid) {

@@ -22,6 +22,15 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mkdir -p /dev/pts /dev/shm
 ln -sf /proc/self/fd /dev/fd; ln -sf fd/0 /dev/stdin; ln -sf fd/1 /dev/stdout; ln -sf fd/2 /dev/stderr
 mount -t devpts devpts /dev/pts
+# The guest gets fresh tmpfs on /tmp, /run and /dev/shm: a checkout living
+# there on the host (CI may clone anywhere) would vanish, so keep it visible
+# at /lab-repo first.
+HOST_REPO=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^lab\.repo=//p')
+REPO_ALIAS=
+case "$HOST_REPO" in
+/tmp/* | /run/* | /dev/shm/*)
+	mkdir -p /lab-repo && mount --bind "$HOST_REPO" /lab-repo && REPO_ALIAS=/lab-repo ;;
+esac
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=0755 tmpfs /run
@@ -48,6 +57,10 @@ export LAB_CACHE=${KARG[cache]:-/var/tmp/lunwatch-lab}
 export LAB_TIMEOUT=${KARG[timeout]:-300}
 export LAB_REQUIRE_LUNWATCH=${KARG[require_lunwatch]:-auto}
 export LAB_LUNWATCH=${KARG[lunwatch]:-$LAB_REPO/build/lunwatch}
+if [[ -n $REPO_ALIAS ]]; then
+	LAB_LUNWATCH=$REPO_ALIAS${LAB_LUNWATCH#"$LAB_REPO"}
+	LAB_REPO=$REPO_ALIAS
+fi
 export LAB_VERBOSE=${KARG[verbose]:-0}
 export LAB_PROBES_JSON=${KARG[probes_json]:-0}
 export LAB_KVER=$(uname -r)

@@ -62,7 +62,39 @@ lw_enabled() { [[ -n $LW_PID || -s $LW_EVENTS ]]; }
 
 # lw_start: probes --json, then `run --events` in the background, waiting for its
 # ready file (every probe attached). Call after load_modules, before any storage action.
+# LAB_PROMETHEUS=1: lunwatch serves /metrics and a real Prometheus server
+# (Debian's, from the shared root) scrapes it every second; lw_stop asks its
+# HTTP API for the alert counter of LAB_PROMETHEUS_RULE before stopping.
+LW_METRICS=""
+lw_prometheus_start() {
+	mkdir -p /tmp/prom
+	cat > /tmp/prom.yml <<-EOF
+	global: {scrape_interval: 1s, evaluation_interval: 1s}
+	scrape_configs:
+	  - job_name: lunwatch
+	    static_configs: [{targets: ['127.0.0.1:9477']}]
+	EOF
+	prometheus --config.file=/tmp/prom.yml --storage.tsdb.path=/tmp/prom --web.listen-address=127.0.0.1:9090 \
+		> "$LAB_OUT/prometheus.log" 2>&1 &
+	LW_PROM_PID=$!
+	log "prometheus (pid $LW_PROM_PID) scrapes lunwatch at 127.0.0.1:9477"
+}
+prom_query() { busybox wget -qO- "http://127.0.0.1:9090/api/v1/query?query=$1" 2>/dev/null; }
+prom_has_value() { prom_query "$1" | grep -qE '"value":\[[0-9.]+,"[1-9][0-9]*"\]'; }
+lw_prometheus_check() {
+	local rule=${LAB_PROMETHEUS_RULE:-CROSS_INSTANCE_ACCESS} q
+	q="lunwatch_alerts_total%7Brule%3D%22$rule%22%7D"
+	if wait_for "Prometheus has lunwatch_alerts_total{rule=\"$rule\"} >= 1" 30 prom_has_value "$q"; then
+		lw_record PASS "a real Prometheus scraped lunwatch: its API returns lunwatch_alerts_total{rule=\"$rule\"} = $(prom_query "$q" | grep -oE '"value":\[[^]]*\]')"
+	else
+		lw_record FAIL "Prometheus API: lunwatch_alerts_total{rule=\"$rule\"} not >= 1 ($(prom_query "$q" | cut -c1-200); up: $(prom_query 'up' | cut -c1-200))"
+	fi
+	kill "$LW_PROM_PID" 2>/dev/null
+	wait "$LW_PROM_PID" 2>/dev/null
+}
+
 lw_start() {
+	[[ ${LAB_PROMETHEUS:-0} == 1 ]] && LW_METRICS=127.0.0.1:9477
 	if [[ ! -x $LAB_LUNWATCH ]]; then
 		LW_SKIP_REASON="no lunwatch binary at $LAB_LUNWATCH"
 		log "lunwatch: skipped ($LW_SKIP_REASON)"
@@ -91,7 +123,7 @@ lw_start() {
 		mkdir -p /run/lunwatch
 		extra+=(--attachments "$LW_CINDER" --inventory-interval 1 --orphan-grace 5 --verify-interval 10
 			--state-file /run/lunwatch/bindings.json --alerts-file "$LW_ALERTS" --record "$LW_RECORD"
-			--metrics-listen "" --guard "$LAB_GUARD" --dump-dir "$LAB_OUT/dumps" --dump-after 3
+			--metrics-listen "$LW_METRICS" --guard "$LAB_GUARD" --dump-dir "$LAB_OUT/dumps" --dump-after 3
 			--dump-before 120)
 		: > "$LW_ALERTS"
 	fi
@@ -101,6 +133,7 @@ lw_start() {
 	local t0=$SECONDS
 	if ((${#extra[@]})); then
 		wait_for "lunwatch ready file" 90 test -e "$ready" || true
+		[[ -n $LW_METRICS ]] && lw_prometheus_start
 	else
 		sleep 10
 	fi
@@ -125,6 +158,7 @@ lw_stop() {
 	[[ -n $LW_PID ]] || return 0
 	# let the ring buffer drain what the last actions produced
 	sleep 1
+	[[ -n ${LW_PROM_PID:-} ]] && lw_prometheus_check
 	kill -INT "$LW_PID" 2>/dev/null
 	local n=0
 	while kill -0 "$LW_PID" 2>/dev/null && ((n < 60)); do sleep 0.25; n=$((n + 1)); done

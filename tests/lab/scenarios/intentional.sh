@@ -17,6 +17,8 @@
 # flips (A never reads volB: its reads fail with EPERM; B reads and writes volB) and
 # an alert with denied=true names A.
 . "$(dirname "$0")/../lib/common.sh"
+# A real Prometheus scrapes lunwatch here; lw_stop asks it for the alert counter.
+export LAB_PROMETHEUS=${LAB_PROMETHEUS:-1}
 GUARD=$([[ $LAB_GUARD == enforce ]] && echo 1 || echo 0)
 
 IQN=iqn.2010-10.org.openstack:volumes-shared
@@ -79,8 +81,10 @@ wait_for "both paths failed" 30 mpath_active_is "$WWID_A" 0 \
 collect_state unmapped
 
 step "volB mapped at LUN 1 for instance B; os-brick scans LUN 1 on both hosts"
-lun_map "$IQN" 1 volB
+# Cinder creates B's attachment record before the driver maps the LUN
+# (attachment_create, then initialize_connection), as the real flow does.
 cinder_attach B 11 "$SERIAL_B" "$IQN" 1 "$P1" "$P2"
+lun_map "$IQN" 1 volB
 instance_mark A
 T_SCAN=$(mono_ns)
 scan_lun "$H1" 1
