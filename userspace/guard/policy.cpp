@@ -8,15 +8,23 @@ namespace lunwatch::guard {
 
 Policy compute_policy(const detect::Correlator& c) {
   Policy p;
-  for (const auto& [uuid, pids] : c.instance_pids()) p.instance_tgids.insert(pids.begin(), pids.end());
 
   std::map<std::string, detect::DeviceView> views;
   for (const auto& d : c.devices()) views[d.dev] = d;
 
   // Holders per device (libvirt's view of who has it open).
   std::map<std::string, std::vector<v1::Attachment>> holders;
-  for (const auto& [att, devs] : c.attachment_devices())
-    if (att.source() == v1::SOURCE_LIBVIRT && !att.resolved_dev().empty()) holders[att.resolved_dev()].push_back(att);
+  std::set<std::string> known;  // instances libvirt has told us about
+  for (const auto& [att, devs] : c.attachment_devices()) {
+    if (att.source() != v1::SOURCE_LIBVIRT) continue;
+    known.insert(att.instance_uuid().empty() ? att.instance_name() : att.instance_uuid());
+    if (!att.resolved_dev().empty()) holders[att.resolved_dev()].push_back(att);
+  }
+  // The guard applies to the processes of instances libvirt has listed: a
+  // process of an instance whose domain XML has not been read yet is left
+  // alone for that moment rather than refused its own, new volume.
+  for (const auto& [key, pids] : c.instance_pids())
+    if (known.count(key)) p.instance_tgids.insert(pids.begin(), pids.end());
 
   for (const auto& [dev, atts] : holders) {
     auto num = parse_devnum(dev);
