@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "test_util.h"
+
 #include <fstream>
 #include <sstream>
 
@@ -21,12 +23,7 @@ const std::string kFix = std::string(LUNWATCH_FIXTURES) + "/inventory/cinder";
 const std::vector<std::string> kSecrets = {"CHAP-SECRET-pa55w0rd-7f3a", "CHAP-USER-zq9", "DISCOVERY-SECRET-81b2",
                                            "DISCOVERY-USER-k2"};
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testutil::slurp;
 
 json fixture(const std::string& name) { return json::parse(slurp(kFix + "/" + name)); }
 

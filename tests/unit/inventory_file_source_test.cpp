@@ -21,12 +21,7 @@ namespace {
 
 const std::string kFix = std::string(LUNWATCH_FIXTURES) + "/inventory/files";
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testutil::slurp;
 
 using testutil::TempDir;
 
