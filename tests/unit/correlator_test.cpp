@@ -430,6 +430,39 @@ TEST(GuardPolicy, OwnerFollowsTheVerifiedIdentity) {
   EXPECT_EQ(after.owners[0], 1022u) << "only B may touch volB; A is refused";
 }
 
+// Found in the lab (accidental-guard): Nova detached the disk from A's domain
+// before os-brick's disconnect failed, so libvirt lists A with no disk while
+// A's qemu still holds the stale map. A must stay under the guard.
+TEST(GuardPolicy, AnInstanceListedWithoutDisksIsStillGuarded) {
+  Stream s;
+  attach_a(s);
+  v1::Event ev;
+  auto* snap = ev.mutable_inventory();
+  snap->set_kind(v1::SOURCE_LIBVIRT);
+  snap->set_last_good_unix_ms(2);
+  auto* ia = snap->add_instances();  // A: listed, its disk gone from the XML
+  ia->set_uuid(kUuidA);
+  ia->set_name("instance-0000000a");
+  *snap->add_attachments() = Stream::libvirt_att(kUuidB, "instance-0000000b", kVolB);
+  auto* ib = snap->add_instances();
+  ib->set_uuid(kUuidB);
+  ib->set_name("instance-0000000b");
+  // In the lab's order: Cinder's records, the scan's re-verification, then
+  // B's domain and its first I/O.
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a"),
+            Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b")});
+  s.identity_both(kWb, kVolB);
+  s.feed(ev);
+  s.flow(1022, "qemu-system-x86", kUuidB, "instance-0000000b");
+  auto p = guard::compute_policy(s.c());
+  EXPECT_TRUE(p.instance_tgids.count(452)) << "A's qemu left the guard's reach when its disk left the XML";
+  EXPECT_TRUE(p.instance_tgids.count(1022));
+  ASSERT_EQ(p.devices.size(), 1u);
+  const auto& dm = p.devices.begin()->second;
+  ASSERT_EQ(dm.owners.size(), 1u) << dm.reason;
+  EXPECT_EQ(dm.owners[0], 1022u);
+}
+
 TEST(GuardPolicy, UnverifiedDevicesAreLeftToTheKernel) {
   Stream s;
   s.topology();

@@ -14,7 +14,15 @@ Policy compute_policy(const detect::Correlator& c) {
 
   // Holders per device (libvirt's view of who has it open).
   std::map<std::string, std::vector<v1::Attachment>> holders;
-  std::set<std::string> known;  // instances libvirt has told us about
+  // Instances libvirt lists, with or without disks: an instance whose disk
+  // Nova detached while its qemu still holds the device (a failed detach)
+  // has no attachment record left but must stay under the guard.
+  std::set<std::string> known;
+  if (auto it = c.sources().find(v1::SOURCE_LIBVIRT); it != c.sources().end())
+    for (const auto& i : it->second.instances()) {
+      if (!i.uuid().empty()) known.insert(i.uuid());
+      if (!i.name().empty()) known.insert(i.name());
+    }
   for (const auto& [att, devs] : c.attachment_devices()) {
     if (att.source() != v1::SOURCE_LIBVIRT) continue;
     known.insert(att.instance_uuid().empty() ? att.instance_name() : att.instance_uuid());
