@@ -131,3 +131,38 @@ instance_ok_more() { (($(instance_ok "$1") > $2)); }
 # instance_engine_read KEY MARKER ENGINE: the last heartbeat counts MARKER read with ENGINE
 instance_engine_read() { grep -E '^(heartbeat|total) ' "$LAB_OUT/instance-$1.log" | tail -1 | grep -qE "[=,]$2@$3:[0-9]+"; }
 instance_alive() { kill -0 "${INST_PID[$1]}" 2>/dev/null; }
+
+# guard_refuses_leak STALE OWNER MARKER: ground truth under lunwatch's guard (enforce)
+# once OWNER's volume sits where STALE's used to be: STALE's reads since its mark are
+# refused with EPERM (none ok, the last one EPERM, and it kept reading), STALE never
+# read MARKER, OWNER reads and writes without an error.
+guard_refuses_leak() {
+	local stale=$1 owner=$2 marker=$3 n_mark ok0 log_s=$LAB_OUT/instance-$1.log log_o=$LAB_OUT/instance-$2.log
+	ok0=$(instance_ok "$owner")
+	wait_for "$owner reads and writes" 30 instance_ok_more "$owner" "$((ok0 + 5))" || true
+	# the helper prints a read line only when the result changes
+	n_mark=$(instance_reads "$stale")
+	_stale_refused() {
+		! instance_saw "$stale" 'op=read ok' && grep 'op=read' "$log_s" | tail -1 | grep -q 'op=read err=1 ' \
+			&& (($(instance_reads "$stale") > n_mark + 3))
+	}
+	wait_for "$stale's reads refused (EPERM)" 40 _stale_refused \
+		&& gt_pass "GUARD: $stale's reads fail with EPERM (reads $n_mark -> $(instance_reads "$stale"), none ok; first refusal: $(grep -m1 'op=read err=1 ' "$log_s" | cut -c1-130))" \
+		|| gt_fail "$stale's reads were not refused with EPERM; its read lines: $(grep 'op=read' "$log_s" | tail -3 | tr '\n' ' ')"
+	# more of its reads (each engine in turn) against the guard before the verdict
+	n_mark=$(instance_reads "$stale")
+	_stale_read_more() { (($(instance_reads "$stale") > n_mark + 6)); }
+	wait_for "$stale keeps reading against the guard" 20 _stale_read_more || true
+	if grep -q "marker=$marker" "$log_s"; then
+		gt_fail "GUARD: $stale read $marker ($(grep -m1 "marker=$marker" "$log_s"))"
+	else
+		gt_pass "GUARD: $stale never read $marker: zero bytes leaked (its markers: $(instance_markers "$stale" | tr '\n' ' '); reads now $(instance_reads "$stale"))"
+	fi
+	_owner_normal() { # the owner read its marker, no read error, no write error, last read ok
+		local hb
+		hb=$(grep -E '^heartbeat ' "$log_o" | tail -1)
+		[[ $hb == *"$marker"* && $hb == *' read_errors=0 '* && $hb == *' write_errors=0 '* && $hb == *'last=ok'* ]]
+	}
+	wait_for "a heartbeat of $owner" 10 grep -q '^heartbeat ' "$log_o" || true
+	gt_check "$owner reads and writes its volume normally under the guard ($(grep -E '^heartbeat ' "$log_o" | tail -1 | cut -c1-170))" _owner_normal
+}

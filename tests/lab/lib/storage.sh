@@ -198,6 +198,13 @@ mpath_resize() {
 
 # ---------------------------------------------------------------- identity
 # sysfs_wwid sdX: the cache filled at probe time (what os-brick/multipathd trust)
+# lun_not_supported SD: the LUN behind SD answers TEST UNIT READY with ILLEGAL REQUEST,
+# ASC 0x25 (LOGICAL UNIT NOT SUPPORTED), as a target does once the LUN is unmapped
+lun_not_supported() {
+	local out
+	out=$(timeout -k 1 4 sg_turs -v "/dev/$1" 2>&1)  # sg_turs fails on the sense: no pipe (pipefail)
+	[[ ${out,,} == *'logical unit not supported'* ]]
+}
 sysfs_wwid() { cat "/sys/block/$1/device/wwid" 2>/dev/null; }
 # vpd_naa sdX: fresh INQUIRY VPD 0x83 through SG_IO, NAA designator as naa.<hex>
 vpd_naa() {

@@ -16,7 +16,11 @@
 #   reads volB's marker (the leak); sysfs wwid says volA, SG_IO says volB.
 #   lunwatch: MULTIPATH_WWID_MISMATCH or IDENTITY_CHANGED on the stale map, and
 #   ORPHAN_DEVICE for the devices left behind once Cinder says A's attachment is deleted.
+# Scenario "accidental-guard" runs this file with LAB_GUARD=enforce: the ground truth
+# flips as in intentional-guard (A's reads refused with EPERM, A never reads volB's
+# marker, B normal) and an alert with denied=true names A.
 . "$(dirname "$0")/../lib/common.sh"
+GUARD=$([[ ${LAB_GUARD:-monitor} == enforce ]] && echo 1 || echo 0)
 
 IQN=iqn.2010-10.org.openstack:volumes-shared
 P1=127.0.0.1 P2=127.0.0.2
@@ -132,7 +136,10 @@ wait_for "paths of $DM active" 40 bash -c "dmsetup status $WWID_A | grep -q ' A 
 INST_SERIALS=$SERIAL_B instance_start B 11 "${BDM:-$DM}"
 instance_wait_marker B VOLUME-B-MARKER 30 && gt_pass "B reads volB through the stale map $DM (named mpath-$WWID_A, volA's WWID)" \
 	|| gt_fail "B did not read volB through $DM"
-if instance_wait_marker A VOLUME-B-MARKER 40; then
+if ((GUARD)); then
+	step "THE GUARD: A's reads through the stale map refused, B's allowed"
+	guard_refuses_leak A B VOLUME-B-MARKER
+elif instance_wait_marker A VOLUME-B-MARKER 40; then
 	gt_pass "LEAK: instance A (pid ${INST_PID[A]}) reads VOLUME-B-MARKER through the stale map"
 else
 	gt_fail "A did not read volB (no leak reproduced)"
@@ -159,4 +166,5 @@ lw_expect lifecycle LC_SCSI_HOST_SCAN '((.lifecycle.addr.hctl // "") | endswith(
 lw_expect scsi_error - 37 0
 lw_expect alert_any "MULTIPATH_WWID_MISMATCH IDENTITY_CHANGED" "true" "(the stale map $DM / its paths)"
 lw_expect alert ORPHAN_DEVICE "true" "(leftovers of A's deleted attachment)"
+((GUARD)) && lw_expect alert_any "GUARD_DENIED CROSS_INSTANCE_ACCESS" "(.denied == true) and (.instance.name == \"${INST_NAME[A]}\")" "with denied=true naming ${INST_NAME[A]}"
 lab_finish

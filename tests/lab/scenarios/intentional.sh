@@ -67,11 +67,14 @@ if wait_for "A's reads fail" 60 instance_saw A 'op=read err='; then
 else
 	gt_fail "A's reads did not fail after the unmap"
 fi
-if wait_for "sense ASC 0x25 in dmesg" 20 bash -c 'dmesg | grep -qiE "Logical unit not supported|asc=0x25|ASC=0x25"'; then
-	gt_pass "kernel logged ILLEGAL REQUEST / LOGICAL UNIT NOT SUPPORTED (ASC 0x25)"
-	dmesg | grep -iE "Logical unit not supported|Illegal Request" | head -4 | while read -r l; do detail "$l"; done
+# The target's answer is the ground truth: a TEST UNIT READY of our own on the path.
+# The kernel's log of A's failed reads is supporting detail only: it is rate limited,
+# and under enforce the guard may refuse A's I/O before any of it reaches the LUN.
+if wait_for "LUN 1 answers LOGICAL UNIT NOT SUPPORTED" 20 lun_not_supported "$SD1"; then
+	gt_pass "the target answers ILLEGAL REQUEST / LOGICAL UNIT NOT SUPPORTED (ASC 0x25) on $SD1 (sg_turs)"
+	dmesg | grep -iE "Logical unit not supported|Illegal Request" | head -4 | while read -r l; do detail "kernel: $l"; done
 else
-	gt_fail "no 'Logical unit not supported' sense in dmesg"
+	gt_fail "LUN 1 does not answer ASC 0x25 on $SD1: $(timeout -k 1 4 sg_turs -v "/dev/$SD1" 2>&1 | tail -2 | tr '\n' ' ')"
 fi
 # Cinder's driver unmapped the LUN (terminate_connection); now the attachment record is
 # deleted (from here lunwatch's guard refuses A's I/O as stale in enforce mode)
@@ -106,32 +109,7 @@ instance_wait_marker B VOLUME-B-MARKER 30 && gt_pass "B reads volB (VOLUME-B-MAR
 
 if ((GUARD)); then
 	step "THE GUARD: A's next reads must be refused, B's allowed"
-	ok0=$(instance_ok B)
-	wait_for "B reads and writes volB" 30 instance_ok_more B "$((ok0 + 5))" || true
-	# the helper prints a read line only when the result changes: A's reads are refused
-	# after the remap when no good read follows the mark, the last result is EPERM and
-	# A kept reading (its read count grows)
-	n_mark=$(instance_reads A)
-	a_refused() {
-		! instance_saw A 'op=read ok' && grep 'op=read' "$LAB_OUT/instance-A.log" | tail -1 | grep -q 'op=read err=1 ' \
-			&& (($(instance_reads A) > n_mark + 3))
-	}
-	wait_for "A's reads refused (EPERM) after the remap" 40 a_refused \
-		&& gt_pass "GUARD: A's reads after the remap fail with EPERM (reads $n_mark -> $(instance_reads A), none ok; first refusal: $(grep -m1 'op=read err=1 ' "$LAB_OUT/instance-A.log" | cut -c1-130))" \
-		|| gt_fail "A's reads after the remap were not refused with EPERM; A's read lines: $(grep 'op=read' "$LAB_OUT/instance-A.log" | tail -3 | tr '\n' ' ')"
-	sleep 3   # a few more of A's reads (every engine) against the guard
-	if grep -q 'marker=VOLUME-B-MARKER' "$LAB_OUT/instance-A.log"; then
-		gt_fail "GUARD: A read volB's marker ($(grep -m1 'marker=VOLUME-B-MARKER' "$LAB_OUT/instance-A.log"))"
-	else
-		gt_pass "GUARD: A never read VOLUME-B-MARKER: zero bytes of volB leaked (A's markers: $(instance_markers A | tr '\n' ' '))"
-	fi
-	b_normal() { # B read volB, no read error, no write error, last read ok
-		local hb
-		hb=$(grep -E '^heartbeat ' "$LAB_OUT/instance-B.log" | tail -1)
-		[[ $hb == *VOLUME-B-MARKER* && $hb == *' read_errors=0 '* && $hb == *' write_errors=0 '* && $hb == *'last=ok'* ]]
-	}
-	wait_for "a heartbeat of B" 10 grep -q '^heartbeat ' "$LAB_OUT/instance-B.log" || true
-	gt_check "B reads and writes volB normally under the guard ($(grep -E '^heartbeat ' "$LAB_OUT/instance-B.log" | tail -1 | cut -c1-170))" b_normal
+	guard_refuses_leak A B VOLUME-B-MARKER
 else
 step "THE LEAK: A's next reads"
 # A may have read volB before this step began (its reads resume as soon as the
