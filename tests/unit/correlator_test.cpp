@@ -404,6 +404,36 @@ TEST(Correlator, LifecycleEventsAskForVerification) {
   EXPECT_TRUE(out.verify.empty());
 }
 
+// Found in the lab (accidental): the portal-2 logout deleted sdb, but the
+// stale map's table (and its slaves/ folder) still names it. The map's
+// identity must come from the paths that exist, or A's flow is never judged.
+TEST(Correlator, APathDeletedUnderTheMapDoesNotHoldTheVerdict) {
+  Stream s;
+  attach_a(s);
+  v1::Event gone;
+  auto* t = gone.mutable_topology();
+  *t->add_devices() = Stream::sd("sda", "8:0", 0, 1, "127.0.0.1:3260", kWa);
+  auto* m = t->add_maps();
+  m->set_dm("dm-0");
+  m->set_dev("254:0");
+  m->set_wwid(kWa);
+  m->add_paths("sda");
+  m->add_paths("sdb");  // deleted, still in the table
+  s.feed(gone);
+  v1::Event late;  // a verification asked before the delete answers after it
+  late.mutable_identity()->set_dev("8:16");
+  late.mutable_identity()->set_dev_name("sdb");
+  late.mutable_identity()->set_error("No such device or address");
+  s.feed(late);
+  s.feed(gone);
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a"),
+            Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b")});
+  s.identity("8:0", "sda", kWb, kVolB);
+  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+  ASSERT_EQ(s.firing(v1::CROSS_INSTANCE_ACCESS).size(), 1u);
+  EXPECT_EQ(s.firing(v1::CROSS_INSTANCE_ACCESS)[0].owner_volume_id(), kVolB);
+}
+
 TEST(GuardPolicy, OwnerFollowsTheVerifiedIdentity) {
   Stream s;
   attach_a(s);  // A (pid 452) holds dm-0, bound to volA

@@ -487,12 +487,35 @@ void Agent::sync_guard() {
     auto w = guard_->put_device(kdev, guard::to_kernel(dp, ++guard_generation_));
     if (!w.ok()) log::warn(w.error().message);
   }
-  // Forget only devices nobody holds any more; a held device the policy
+  // A device no instance holds any more (libvirt's view): while it exists it
+  // is revoked, owners cleared, so a qemu that still has it open after Nova
+  // detached it (a failed detach) is refused, as it would be once the LUN is
+  // another volume. It is forgotten once sysfs no longer shows it, so a new
+  // device under the same number starts unguarded. A held device the policy
   // cannot judge yet (unverified paths) stays as the kernel has it.
-  for (const auto& [kdev, cur] : kernel)
-    if (!policy.devices.count(kdev) && !policy.held.count(kdev) && cur.generation > 0 &&
-        cur.state != LW_GUARD_QUARANTINE)
+  std::set<std::string> present;
+  for (const auto& d : last_topology_.devices()) present.insert(d.dev());
+  for (const auto& m : last_topology_.maps()) present.insert(m.dev());
+  for (const auto& [kdev, cur] : kernel) {
+    if (policy.devices.count(kdev) || policy.held.count(kdev) || cur.generation == 0 ||
+        cur.state == LW_GUARD_QUARANTINE)
+      continue;
+    std::string dev = to_string(from_kernel_dev(kdev));
+    if (!present.count(dev)) {
       guard_->remove_device(kdev);
+      continue;
+    }
+    if (cur.n_owners == 0) continue;  // revoked already
+    lw_guard_dev revoked = cur;
+    revoked.n_owners = 0;
+    revoked.generation = ++guard_generation_;
+    auto w = guard_->put_device(kdev, revoked);
+    if (!w.ok()) log::warn(w.error().message);
+    std::string name = dev;
+    for (const auto& d : correlator_->devices())
+      if (d.dev == dev && !d.name.empty()) name = d.name;
+    log::warn("guard: " + name + " revoked: no instance holds it any more (libvirt), so no instance may use it");
+  }
   guard_->set_procs(policy.instance_tgids);
 }
 

@@ -663,9 +663,12 @@ void Correlator::on_topology(const v1::Event& ev, Output& out) {
     d.v.name = m.dm();
     d.v.is_dm = true;
     d.v.map_wwid = m.wwid();
+    // Only paths sysfs still shows: a deleted sd device can linger in the
+    // map's table (and as a dangling slaves/ link) and must not hold the
+    // map's identity unverifiable forever.
     std::vector<std::string> paths;
     for (const auto& p : m.paths())
-      if (auto* x = find_name(p)) paths.push_back(x->v.dev);
+      if (auto* x = find_name(p); x && present.count(x->v.dev)) paths.push_back(x->v.dev);
     // The map's current paths replace what we knew (paths come and go).
     for (const auto& old : d.v.lowers) {
       auto& up = dev(old).v.uppers;
@@ -717,6 +720,7 @@ void Correlator::on_inventory(const v1::Event& ev, Output& out) {
 void Correlator::on_identity(const v1::Event& ev, Output& out) {
   const auto& c = ev.identity();
   auto* d = find_dev(c.dev());
+  if (!d && !c.ok()) return;  // a failed answer for a device already gone: nothing to keep
   if (!d) d = &dev(c.dev());
   if (!c.dev_name().empty()) d->v.name = c.dev_name();
   if (!c.ok()) {

@@ -14,8 +14,9 @@
 #      returns the stale map (still named for volA), the path checker reinstates paths.
 #   GROUND TRUTH: B is handed the stale map and reads volB through it; A (still open)
 #   reads volB's marker (the leak); sysfs wwid says volA, SG_IO says volB.
-#   lunwatch: MULTIPATH_WWID_MISMATCH or IDENTITY_CHANGED on the stale map, and
-#   ORPHAN_DEVICE for the devices left behind once Cinder says A's attachment is deleted.
+#   lunwatch: MULTIPATH_WWID_MISMATCH or IDENTITY_CHANGED on the stale map,
+#   ORPHAN_DEVICE for the devices left behind once Cinder says A's attachment is
+#   deleted, and CROSS_INSTANCE_ACCESS naming A with owner volB.
 # Scenario "accidental-guard" runs this file with LAB_GUARD=enforce: the ground truth
 # flips as in intentional-guard (A's reads refused with EPERM, A never reads volB's
 # marker, B normal) and an alert with denied=true names A.
@@ -166,5 +167,7 @@ lw_expect lifecycle LC_SCSI_HOST_SCAN '((.lifecycle.addr.hctl // "") | endswith(
 lw_expect scsi_error - 37 0
 lw_expect alert_any "MULTIPATH_WWID_MISMATCH IDENTITY_CHANGED" "true" "(the stale map $DM / its paths)"
 lw_expect alert ORPHAN_DEVICE "true" "(leftovers of A's deleted attachment)"
+lw_expect alert CROSS_INSTANCE_ACCESS "(.instance.name == \"${INST_NAME[A]}\") and (.owner_volume_id == \"$SERIAL_B\") and (.device_name == \"$DM\")" \
+	"(A=${INST_NAME[A]} on the stale map $DM, owner volB)"
 ((GUARD)) && lw_expect alert_any "GUARD_DENIED CROSS_INSTANCE_ACCESS" "(.denied == true) and (.instance.name == \"${INST_NAME[A]}\")" "with denied=true naming ${INST_NAME[A]}"
 lab_finish
