@@ -81,14 +81,18 @@ static __always_inline void lw_disk_name(struct gendisk *disk, char *out, int le
 		out[0] = 0;
 }
 
-/* Kernel dev_t of a gendisk (whole disk). */
+/* Kernel dev_t encoding of (major, minor). */
+static __always_inline __u32 lw_devt(__u32 major, __u32 minor)
+{
+	return major << LW_MINORBITS | minor;
+}
+
+/* Kernel dev_t of a gendisk (whole disk), through probe reads. */
 static __always_inline __u32 lw_disk_devt(struct gendisk *disk)
 {
 	if (!disk)
 		return 0;
-	__u32 major = BPF_CORE_READ(disk, major);
-	__u32 minor = BPF_CORE_READ(disk, first_minor);
-	return major << 20 | minor;
+	return lw_devt(BPF_CORE_READ(disk, major), BPF_CORE_READ(disk, first_minor));
 }
 
 /* struct request lives right before its driver payload (blk_mq_rq_from_pdu). */

@@ -25,7 +25,18 @@ static __always_inline void lw_flow_add(struct lw_flow_val *v, int dir, __u32 op
 	v->last_ns = now;
 }
 
-static __always_inline int lw_handle_bio(struct bio *bio)
+/*
+ * Reading the tracepoint's arguments. tp_btf programs get BTF-typed pointers:
+ * a plain field load is CO-RE relocated (vmlinux.h types carry
+ * preserve_access_index) and the verifier turns it into a fault-safe load, far
+ * cheaper than a bpf_probe_read_kernel call per field. raw_tp programs get
+ * untyped u64s, so their reads must stay BPF_CORE_READ. Each handler takes
+ * `btf` as a compile-time constant and, being always inlined, keeps one code
+ * path: the other branch is folded away in each program.
+ */
+#define LW_ARG_READ(btf, direct, src, ...) ((btf) ? (direct) : BPF_CORE_READ(src, __VA_ARGS__))
+
+static __always_inline int lw_handle_bio(struct bio *bio, const bool btf)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
@@ -34,22 +45,25 @@ static __always_inline int lw_handle_bio(struct bio *bio)
 
 	struct lw_flow_key key = {
 		.tgid = tgid,
-		.dev = BPF_CORE_READ(bio, bi_bdev, bd_dev),
+		.dev = LW_ARG_READ(btf, bio->bi_bdev->bd_dev, bio, bi_bdev, bd_dev),
 	};
 	if (!key.dev)
 		return 0;
-	__u32 op = BPF_CORE_READ(bio, bi_opf) & 0xff;
-	__u64 bytes = BPF_CORE_READ(bio, bi_iter.bi_size);
+	__u32 op = LW_ARG_READ(btf, bio->bi_opf, bio, bi_opf) & 0xff;
+	__u64 bytes = LW_ARG_READ(btf, bio->bi_iter.bi_size, bio, bi_iter.bi_size);
 	int dir = lw_op_dir(op);
 	__u64 now = bpf_ktime_get_ns();
-	lw_count(&stats, LW_STAT_IO_SEEN);
 
+	/* The common case: one map lookup, one per-CPU counter. Bios seen
+	 * (LW_STAT_IO_SEEN as userspace reports it) = FLOW_REPEAT + the slow-path
+	 * bios counted in the IO_SEEN slot below (Probes::stats() adds them). */
 	struct lw_flow_val *v = bpf_map_lookup_elem(&flows, &key);
 	if (v) {
 		lw_flow_add(v, dir, op, bytes, now);
 		lw_count(&stats, LW_STAT_FLOW_REPEAT);
 		return 0;
 	}
+	lw_count(&stats, LW_STAT_IO_SEEN);
 
 	struct lw_flow_val nv = {};
 	nv.first_ns = now;
@@ -68,7 +82,7 @@ static __always_inline int lw_handle_bio(struct bio *bio)
 	}
 
 	struct lw_flow_event *e;
-	if (!LW_RESERVE(e, LW_EV_FLOW_NEW))
+	if (!LW_RESERVE_AT(e, LW_EV_FLOW_NEW, now))
 		return 0;
 	e->cgroup_id = nv.cgroup_id;
 	e->bytes = bytes;
@@ -97,7 +111,7 @@ static __always_inline int lw_handle_edge(__u32 upper, __u32 lower, __u32 kind)
 		return 0;
 	}
 	struct lw_edge_event *e;
-	if (!LW_RESERVE(e, LW_EV_STACK_EDGE))
+	if (!LW_RESERVE_AT(e, LW_EV_STACK_EDGE, now))
 		return 0;
 	e->upper = upper;
 	e->lower = lower;
@@ -108,52 +122,58 @@ static __always_inline int lw_handle_edge(__u32 upper, __u32 lower, __u32 kind)
 }
 
 /* bio-based remap (dm-linear, dm-crypt, partitions): bio now points below. */
-static __always_inline int lw_handle_bio_remap(struct bio *bio, __u32 upper)
+static __always_inline int lw_handle_bio_remap(struct bio *bio, __u32 upper, const bool btf)
 {
-	__u32 lower = BPF_CORE_READ(bio, bi_bdev, bd_dev);
+	__u32 lower = LW_ARG_READ(btf, bio->bi_bdev->bd_dev, bio, bi_bdev, bd_dev);
 	return lw_handle_edge(upper, lower, LW_EDGE_BIO_REMAP);
 }
 
 /* request-based remap (dm-multipath): rq is the clone on the path device. */
-static __always_inline int lw_handle_rq_remap(struct request *rq, __u32 upper)
+static __always_inline int lw_handle_rq_remap(struct request *rq, __u32 upper, const bool btf)
 {
-	struct request_queue___lw *q = (void *)BPF_CORE_READ(rq, q);
-	__u32 lower = lw_disk_devt(BPF_CORE_READ(q, disk));
+	__u32 lower;
+	if (btf) {
+		struct gendisk *disk = ((struct request_queue___lw *)rq->q)->disk;
+		lower = disk ? lw_devt(disk->major, disk->first_minor) : 0;
+	} else {
+		struct request_queue___lw *q = (void *)BPF_CORE_READ(rq, q);
+		lower = lw_disk_devt(BPF_CORE_READ(q, disk));
+	}
 	return lw_handle_edge(upper, lower, LW_EDGE_RQ_REMAP);
 }
 
 SEC("tp_btf/block_bio_queue")
 int BPF_PROG(lw_bio_queue, struct bio *bio)
 {
-	return lw_handle_bio(bio);
+	return lw_handle_bio(bio, true);
 }
 
 SEC("raw_tp/block_bio_queue")
 int BPF_PROG(lw_bio_queue_raw, struct bio *bio)
 {
-	return lw_handle_bio(bio);
+	return lw_handle_bio(bio, false);
 }
 
 SEC("tp_btf/block_bio_remap")
 int BPF_PROG(lw_bio_remap, struct bio *bio, dev_t dev, sector_t from)
 {
-	return lw_handle_bio_remap(bio, dev);
+	return lw_handle_bio_remap(bio, dev, true);
 }
 
 SEC("raw_tp/block_bio_remap")
 int BPF_PROG(lw_bio_remap_raw, struct bio *bio, dev_t dev, sector_t from)
 {
-	return lw_handle_bio_remap(bio, dev);
+	return lw_handle_bio_remap(bio, dev, false);
 }
 
 SEC("tp_btf/block_rq_remap")
 int BPF_PROG(lw_rq_remap, struct request *rq, dev_t dev, sector_t from)
 {
-	return lw_handle_rq_remap(rq, dev);
+	return lw_handle_rq_remap(rq, dev, true);
 }
 
 SEC("raw_tp/block_rq_remap")
 int BPF_PROG(lw_rq_remap_raw, struct request *rq, dev_t dev, sector_t from)
 {
-	return lw_handle_rq_remap(rq, dev);
+	return lw_handle_rq_remap(rq, dev, false);
 }

@@ -77,7 +77,11 @@ enum lw_drop_cause {
 
 /* Counters indexed by this enum live in the per-CPU `stats` map. */
 enum lw_stat {
-	LW_STAT_IO_SEEN = 0,      /* bios seen on the data path */
+	/* bios seen on the data path. The kernel counts here only the bios that
+	 * were not a FLOW_REPEAT (new flow, insert race, map full), so that the
+	 * common case costs one counter; readers add FLOW_REPEAT to get every bio
+	 * (Probes::stats() does). */
+	LW_STAT_IO_SEEN = 0,
 	LW_STAT_FLOW_REPEAT = 1,  /* bios that only updated an existing flow */
 	LW_STAT_EVENTS_BASE = 2,  /* + lw_event_type: events written to the ring buffer */
 	LW_STAT_MAX = LW_STAT_EVENTS_BASE + LW_EV_MAX,

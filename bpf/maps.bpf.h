@@ -139,17 +139,21 @@ static __always_inline void lw_drop(__u32 cause)
 	lw_count(&drops, cause);
 }
 
-/* Reserve a ring-buffer record with its header filled, or count the drop. */
-#define LW_RESERVE(ptr, ev_type)                                              \
+/* Reserve a ring-buffer record with its header filled (stamped `now`, for a
+ * caller that already read the clock), or count the drop. */
+#define LW_RESERVE_AT(ptr, ev_type, now)                                      \
 	({                                                                     \
 		(ptr) = bpf_ringbuf_reserve(&events, sizeof(*(ptr)), 0);       \
 		if (!(ptr)) {                                                  \
 			lw_drop(LW_DROP_RINGBUF_FULL);                         \
 		} else {                                                       \
-			(ptr)->hdr.ts_ns = bpf_ktime_get_ns();                 \
+			(ptr)->hdr.ts_ns = (now);                              \
 			(ptr)->hdr.type = (ev_type);                           \
 			(ptr)->hdr.size = sizeof(*(ptr));                      \
 			lw_count(&stats, LW_STAT_EVENTS_BASE + (ev_type));     \
 		}                                                              \
 		(ptr) != 0;                                                    \
 	})
+
+/* Same, stamped with the current time. */
+#define LW_RESERVE(ptr, ev_type) LW_RESERVE_AT(ptr, ev_type, bpf_ktime_get_ns())

@@ -470,7 +470,14 @@ std::vector<uint64_t> sum_percpu(bpf_map* map, uint32_t n) {
 }  // namespace
 
 std::vector<uint64_t> Probes::drops() const { return sum_percpu(impl_->skel->maps.drops, LW_DROP_MAX); }
-std::vector<uint64_t> Probes::stats() const { return sum_percpu(impl_->skel->maps.stats, LW_STAT_MAX); }
+std::vector<uint64_t> Probes::stats() const {
+  auto out = sum_percpu(impl_->skel->maps.stats, LW_STAT_MAX);
+  // The kernel counts only the bios that did not just update a known flow in
+  // the IO_SEEN slot (keeps a per-CPU counter off the per-bio path); every bio
+  // seen is one or the other.
+  out[LW_STAT_IO_SEEN] += out[LW_STAT_FLOW_REPEAT];
+  return out;
+}
 
 std::vector<std::pair<std::string, int>> Probes::guard_links() const {
   std::vector<std::pair<std::string, int>> out;

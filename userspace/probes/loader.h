@@ -70,7 +70,9 @@ class Probes {
   // that is gone (its number will be reused). Flows stay (see lifecycle.bpf.h).
   std::vector<FlowRecord> forget_device(uint32_t kernel_dev);
   std::vector<uint64_t> drops() const;  // by enum lw_drop_cause, summed over CPUs
-  std::vector<uint64_t> stats() const;  // by enum lw_stat, summed over CPUs
+  // By enum lw_stat, summed over CPUs; [LW_STAT_IO_SEEN] is every bio seen
+  // (the kernel slot holds only those that were not a FLOW_REPEAT).
+  std::vector<uint64_t> stats() const;
   std::vector<ProgramStats> program_stats() const;
   // (program, link fd) of the guard's attached LSM programs, for pinning.
   std::vector<std::pair<std::string, int>> guard_links() const;
