@@ -139,6 +139,7 @@ class Agent {
   void maybe_capture(const v1::Alert& a);
   void write_capture();
   void run_audit();
+  void drain_containment();
 
   const AgentOptions& o_;
   std::unique_ptr<probes::Probes> probes_;
@@ -152,6 +153,7 @@ class Agent {
   std::unique_ptr<inventory::InstanceResolver> instances_;
   v1::Topology last_topology_;
   std::unique_ptr<guard::GuardMaps> guard_;
+  std::unique_ptr<contain::Runner> contain_;
   uint32_t guard_mode_ = LW_GUARD_OFF;
   uint64_t guard_generation_ = 0;
   std::map<std::string, uint64_t> verify_submit_ns_;  // sd name -> when its SG_IO was asked
@@ -190,6 +192,7 @@ void Agent::handle(detect::Output& out) {
     alerts_out_->write(a);
     metrics_.on_alert(a);
     maybe_capture(a);
+    if (contain_) contain_->start(a, mono_ns());
   }
   if (!out.alerts.empty()) metrics_.set_active_alerts(correlator_->active_alerts());
   for (const auto& r : out.verify) {
@@ -218,6 +221,17 @@ void Agent::handle(detect::Output& out) {
     if (!w.ok()) log::warn(w.error().message + " (bindings kept in memory)");
   }
   if (out.topology_stale) topology_stale_ = true;
+}
+
+// Alerts whose containment actions all have a result: written again (same
+// id) with the results, counted, and carried into a capture still pending.
+void Agent::drain_containment() {
+  if (!contain_ || !contain_->busy()) return;
+  for (auto& a : contain_->poll(mono_ns())) {
+    for (const auto& c : a.containment()) metrics_.containment(c);
+    alerts_out_->write(a);
+    if (pending_capture_ && pending_capture_->id() == a.id()) *pending_capture_ = a;
+  }
 }
 
 void Agent::refresh_topology() {
@@ -319,6 +333,7 @@ void Agent::write_capture() {
   cfg["state_file"] = o_.state_file;
   cfg["attachments"] = std::to_string(o_.attachment_files.size()) + " source(s)";
   cfg["guard"] = o_.guard_mode;
+  cfg["containment"] = contain_ ? contain::actions_string(contain_->options()) : "none";
   cfg["dump_severity"] = o_.dump_severity;
   cfg["verify_interval_s"] = std::to_string(o_.verify_interval_s);
   cfg["orphan_grace_s"] = std::to_string(o_.orphan_grace_s);
@@ -569,6 +584,18 @@ int Agent::run() {
     guard::unpin_links(o_.pin_dir);
   }
 
+  // Containment on confirmed leaks (off unless configured).
+  {
+    contain::Options co = o_.contain;
+    std::string err;
+    if (!contain::parse_actions(o_.contain_actions, co, &err)) return log::error(err), 2;
+    co.sysfs_root = o_.sysfs_root;
+    contain_ = std::make_unique<contain::Runner>(co);
+    if (contain_->enabled())
+      log::warn("containment on a confirmed leak: " + contain::actions_string(co) +
+                (co.pause_domain ? " (virsh -c " + co.libvirt_uri + ")" : ""));
+  }
+
   // Sinks.
   if (r.events || !r.events_file.empty()) {
     events_file_ = open_out(r.events_file);
@@ -624,7 +651,6 @@ int Agent::run() {
     if (!served.ok()) log::error(served.error().message + " (running without metrics)");
     else log::info("metrics on http://" + o_.metrics_listen + "/metrics");
   }
-  run_audit();
 
   if (!o_.state_file.empty()) {
     auto b = detect::BindingStore::read_file(o_.state_file);
@@ -660,7 +686,9 @@ int Agent::run() {
   auto next_verify = start + std::chrono::duration<double>(o_.verify_interval_s);
   auto last_topology = start;
   auto next_metrics = start;
-  auto next_audit = start + std::chrono::hours(1);
+  // The posture audit reads dpkg status and Python metadata: not on the way to
+  // watching. First run shortly after the probes are live, then hourly.
+  auto next_audit = start + std::chrono::seconds(20);
   probes::EventHandler handler = [&](v1::Event&& ev) {
     annotator.annotate(ev);
     if (ev.has_flow()) *ev.mutable_flow()->mutable_instance() = instances_->resolve(ev.flow().pid());
@@ -677,6 +705,7 @@ int Agent::run() {
       break;
     }
     drain_verifier();
+    drain_containment();
     now = Clock::now();
     if ((topology_stale_ && now - last_topology > std::chrono::milliseconds(100)) || now >= next_topology) {
       refresh_topology();
@@ -712,6 +741,7 @@ int Agent::run() {
   }
   probes_->poll(0, handler);
   drain_verifier();
+  drain_containment();
   if (pending_capture_) write_capture();  // do not lose a capture on a clean stop
   if (!r.stats_file.empty()) write_stats_file(r.stats_file, *probes_);
   log::info("stopped: " + std::to_string(probes_->consumer_stats().events) + " kernel events, " +

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "contain/containment.h"
 #include "inventory/cinder.h"
 
 #include <optional>
@@ -43,6 +44,10 @@ struct AgentOptions {
   uint64_t recorder_max_bytes = 64ull << 20;
   std::string pid_file = "/run/lunwatch/lunwatch.pid";
   std::optional<inventory::KeystoneConfig> cinder;  // [cinder] of the config file
+  // Containment on a confirmed leak: "offline", "pause", both ("offline,pause")
+  // or "none" (the default); the rest of contain:: settings from [containment].
+  std::string contain_actions = "none";
+  contain::Options contain;
 };
 
 int run_agent(const AgentOptions& options);

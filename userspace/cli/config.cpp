@@ -71,6 +71,16 @@ Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& 
       }
     }
   }
+  if (auto v = get("containment", "actions")) o.contain_actions = *v;
+  if (auto v = get("containment", "virsh")) o.contain.virsh = *v;
+  if (auto v = get("containment", "libvirt_uri")) o.contain.libvirt_uri = *v;
+  if (auto v = get("containment", "timeout")) {
+    try {
+      o.contain.timeout_s = std::stod(*v);
+    } catch (...) {
+      bad = make_error(Errc::kParse, path + ": [containment] timeout is not a number: " + *v);
+    }
+  }
   if (!bad.ok()) return bad.error();
 
   auto auth_url = get("cinder", "auth_url");

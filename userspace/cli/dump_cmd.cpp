@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "common/log.h"
 #include "detect/correlator.h"
+#include "contain/containment.h"
 #include "sinks/alerts.h"
 #include "sinks/dump.h"
 #include "sinks/json.h"
@@ -179,6 +180,9 @@ int cmd_dump(const DumpCommand& o) {
       std::printf("  path %s %s %s@%s lun %llu cached %s verified %s\n", p.name().c_str(), p.addr().hctl().c_str(),
                   p.target().iqn().c_str(), p.target().portal().c_str(), static_cast<unsigned long long>(p.target().lun()),
                   p.cached_wwid().c_str(), p.verified_wwid().c_str());
+    for (const auto& c : t.containment())
+      std::printf("  containment %s %s %s (+%u ms): %s\n", contain::kind_name(c.kind()), c.target().c_str(),
+                  contain::result_name(c.result()), c.took_ms(), c.detail().c_str());
   }
   std::printf("\nTIMELINE (ms relative to the trigger; %d baseline state events not shown)\n", dump.baseline_size());
   int64_t t0 = t.unix_ms() ? t.unix_ms() : dump.created_unix_ms();

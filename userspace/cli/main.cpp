@@ -64,6 +64,12 @@ int main(int argc, char** argv) {
                       "guard mode: off, monitor (report what would be refused), enforce (refuse it)")
       ->check(CLI::IsMember({"off", "monitor", "enforce"}))
       ->capture_default_str();
+  run_cmd->add_option("--contain", agent.contain_actions,
+                      "on a confirmed leak the guard did not refuse: offline (the SCSI device paths), pause (the "
+                      "libvirt domain), offline,pause, or none")
+      ->capture_default_str();
+  run_cmd->add_option("--virsh", agent.contain.virsh, "virsh used to pause a domain")->capture_default_str();
+  run_cmd->add_option("--libvirt-uri", agent.contain.libvirt_uri, "libvirt URI for virsh")->capture_default_str();
   run_cmd->add_option("--dump-dir", agent.dump_dir, "where capture dumps go")->capture_default_str();
   run_cmd->add_option("--dump-severity", agent.dump_severity, "capture on alerts at or above: critical, high, warning, off")
       ->check(CLI::IsMember({"critical", "high", "warning", "off"}))

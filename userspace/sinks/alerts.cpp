@@ -3,6 +3,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "contain/containment.h"
 #include "sinks/json.h"
 
 namespace lunwatch::sinks {
@@ -62,6 +63,12 @@ std::string to_falco_json(const v1::Alert& a) {
   o["lunwatch.hctl"] = hctls;
   o["lunwatch.targets"] = targets;
   o["lunwatch.denied"] = a.denied();
+  std::string contained;
+  for (const auto& c : a.containment()) {
+    contained += std::string(contained.empty() ? "" : ", ") + contain::kind_name(c.kind()) + " " + c.target() + " " +
+                 contain::result_name(c.result());
+  }
+  if (!contained.empty()) o["lunwatch.containment"] = contained;
   f["output_fields"] = o;
   return f.dump();
 }

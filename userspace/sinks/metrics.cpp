@@ -56,6 +56,8 @@ const std::vector<MetricInfo>& metric_catalog() {
       {"lunwatch_guard_would_deny_total", "counter", "I/O the guard would refuse (monitor)", {}},
       {"lunwatch_guard_armed_devices", "gauge", "Block devices under guard policy", {}},
       {"lunwatch_audit_findings", "gauge", "Findings of the last posture audit", {"id", "severity"}},
+      {"lunwatch_containment_actions_total", "counter",
+       "Containment actions on confirmed leaks (offline SCSI device, pause domain), by result", {"action", "result"}},
   };
   return c;
 }
@@ -107,6 +109,10 @@ std::string lower_enum(const std::string& s, const std::string& prefix) {
   return out;
 }
 std::string severity_label(v1::Severity s) { return lower_enum(v1::Severity_Name(s), "SEVERITY_"); }
+prometheus::Labels containment_labels(v1::ContainmentKind k, v1::ContainmentResult r) {
+  return {{"action", lower_enum(v1::ContainmentKind_Name(k), "CONTAIN_")},
+          {"result", lower_enum(v1::ContainmentResult_Name(r), "CONTAIN_")}};
+}
 }  // namespace
 
 Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
@@ -125,6 +131,11 @@ Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
   for (const char* c : {"io", "full", "encode"}) impl_->c("lunwatch_dump_errors_total", {{"cause", c}});
   impl_->c("lunwatch_guard_denials_total");
   impl_->c("lunwatch_guard_would_deny_total");
+  for (int k = v1::ContainmentKind_MIN; k <= v1::ContainmentKind_MAX; ++k)
+    for (int r = v1::ContainmentResult_MIN; r <= v1::ContainmentResult_MAX; ++r)
+      if (k != v1::CONTAIN_UNKNOWN && r != v1::CONTAIN_RESULT_UNKNOWN)
+        impl_->c("lunwatch_containment_actions_total", containment_labels(static_cast<v1::ContainmentKind>(k),
+                                                                           static_cast<v1::ContainmentResult>(r)));
 }
 Metrics::~Metrics() = default;
 
@@ -293,6 +304,11 @@ void Metrics::dump_written(uint64_t bytes) {
   std::lock_guard<std::mutex> l(impl_->mu);
   impl_->c("lunwatch_dumps_written_total").Increment();
   impl_->c("lunwatch_dump_bytes_total").Increment(static_cast<double>(bytes));
+}
+
+void Metrics::containment(const v1::ContainmentAction& a) {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  impl_->c("lunwatch_containment_actions_total", containment_labels(a.kind(), a.result())).Increment();
 }
 
 void Metrics::dump_error(const std::string& cause) {

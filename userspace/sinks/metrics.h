@@ -59,6 +59,7 @@ class Metrics {
   void set_input_errors(const std::string& source, uint64_t total);
   void dump_written(uint64_t bytes);
   void dump_error(const std::string& cause);
+  void containment(const v1::ContainmentAction& a);
   void set_guard(const std::string& mode, uint64_t denials, uint64_t would_deny, size_t armed);
   void set_audit_findings(const std::map<std::pair<std::string, std::string>, int>& by_id_severity);
 

@@ -125,6 +125,8 @@ lw_start() {
 			--state-file /run/lunwatch/bindings.json --alerts-file "$LW_ALERTS" --record "$LW_RECORD"
 			--metrics-listen "$LW_METRICS" --guard "$LAB_GUARD" --dump-dir "$LAB_OUT/dumps" --dump-after 3
 			--dump-before 120)
+		# containment (scenario containment): LAB_CONTAIN=offline,pause
+		[[ -n ${LAB_CONTAIN:-} ]] && extra+=(--contain "$LAB_CONTAIN" --libvirt-uri qemu:///system)
 		: > "$LW_ALERTS"
 	fi
 	log "lunwatch run: guard mode $LAB_GUARD"
@@ -452,6 +454,23 @@ leak_alert_latency() {
 		lw_record PASS "CROSS_INSTANCE_ACCESS within ${max} ms of $key's first read of $marker ($d ms)"
 	else
 		lw_record FAIL "CROSS_INSTANCE_ACCESS $d ms after $key's first read of $marker (want <= $max ms)"
+	fi
+}
+# containment_times: every containment result lunwatch reported (alerts written
+# again with .containment), each with its time from the alert; PASS when there are
+# results and none failed or timed out.
+containment_times() {
+	local lines
+	lines=$(lw_alerts '(.containment // []) | length > 0' | jq -r '.containment[] | "\(.kind) \(.target) \(.result) in \(.took_ms // 0) ms: \(.detail)"' | sort -u)
+	if [[ -z $lines ]]; then
+		lw_record FAIL "containment results: no alert carries any (containment lines in lunwatch.stderr: $(grep -m3 'containment' "$LAB_OUT/lunwatch.stderr" | tr '\n' '|' | cut -c1-300))"
+		return
+	fi
+	while read -r l; do lw_note "CONTAINMENT: $l"; done <<< "$lines"
+	if grep -qE 'CONTAIN_(FAILED|TIMEOUT)' <<< "$lines"; then
+		lw_record FAIL "containment: an action failed or timed out ($(grep -E 'CONTAIN_(FAILED|TIMEOUT)' <<< "$lines" | head -2 | tr '\n' '|' | cut -c1-300))"
+	else
+		lw_record PASS "containment results reported, none failed ($(wc -l <<< "$lines") actions)"
 	fi
 }
 # guard_reopen_time KEY DM T_NS: time from the kernel's reconnect (the first

@@ -34,12 +34,23 @@ fio_block() { # owner I/O: fio is armed as the device's owner once it runs
 }
 set_mode() { "$LW" guard mode "$1" > /dev/null; }
 
+# The guard program's own cost per call, from kernel.bpf_stats (lunwatch run turns
+# it on): the file_permission program runs on every read/write, block or not.
+prog_stats() { # prints "run_time_ns run_cnt" of the named program
+	bpftool -j prog show name "$1" 2>/dev/null | jq -rs '[.[] | if type == "array" then .[] else . end] | "\(map(.run_time_ns // 0) | add // 0) \(map(.run_cnt // 0) | add // 0)"'
+}
 declare -A R
+G_NS=0 G_CNT=0
 for r in $(seq 1 "$ROUNDS"); do
 	for mode in off enforce; do
 		set_mode "$mode"
 		[[ $mode == enforce ]] || "$LW" guard release "$LOOP" > /dev/null 2>&1
+		read -r ns0 cnt0 <<< "$(prog_stats lw_guard_perm)"
 		fio_tmpfs "$LAB_OUT/tmpfs-$mode-$r.json"
+		read -r ns1 cnt1 <<< "$(prog_stats lw_guard_perm)"
+		if [[ $mode == enforce && -n $ns1 ]]; then
+			G_NS=$((G_NS + ns1 - ns0)) G_CNT=$((G_CNT + cnt1 - cnt0))
+		fi
 		fio_block "$LAB_OUT/block-$mode-$r.json" "$mode"
 		R[tmpfs-$mode]+="$(iops "$LAB_OUT/tmpfs-$mode-$r.json") "
 		R[block-$mode]+="$(iops "$LAB_OUT/block-$mode-$r.json") "
@@ -61,6 +72,17 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR
 		printf '%-42s %-24s %10.0f %8s %8s\n' "$desc (off)" "${R[$w-off]}" "$off" 1.000 -
 		printf '%-42s %-24s %10.0f %8s %8s\n' "$desc (enforce)" "${R[$w-enforce]}" "$on" "$ratio" ">=$target"
 	done
+	# the program's cost against one tmpfs operation of the "off" rounds of this run:
+	# steadier under TCG than the IOPS ratio, which carries the emulator's noise
+	if ((G_CNT > 0)); then
+		off=$(median <<< "${R[tmpfs-off]}")
+		awk -v ns="$G_NS" -v n="$G_CNT" -v iops="$off" 'BEGIN {
+			per = ns / n; op = 1e9 / iops
+			printf "lw_guard_perm: %.0f ns per call over %d calls (tmpfs rounds, kernel.bpf_stats); one tmpfs op (off) %.0f ns; implied ratio %.4f (target >=0.99)\n", per, n, op, op / (op + per)
+		}'
+	else
+		echo "lw_guard_perm: no run time (kernel.bpf_stats off or bpftool missing)"
+	fi
 	echo "denials during the owner's runs: $(grep -o 'denied [0-9]*' "$LAB_OUT/guard-status-end.txt")"
 } | tee "$LAB_OUT/bench-guard.txt"
 kill "$LWP" 2>/dev/null
