@@ -615,6 +615,7 @@ int Agent::run() {
   // Stages.
   detect::CorrelatorOptions co;
   co.orphan_grace_ns = static_cast<uint64_t>(o_.orphan_grace_s * 1e9);
+  co.host_allowlist.insert(co.host_allowlist.end(), o_.host_allowlist_extra.begin(), o_.host_allowlist_extra.end());
   co.hostname = o_.hostname;
   if (co.hostname.empty()) {
     char h[256] = {};

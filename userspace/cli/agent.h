@@ -23,6 +23,9 @@ struct AgentOptions {
   std::string libvirt_dir = "/run/libvirt/qemu";
   bool libvirt = true;
   std::vector<std::string> attachment_files;  // JSON files or folders of attachment records
+  // Host processes (comm prefixes) allowed to do I/O to volume devices, on top
+  // of the built-in list (multipathd, udev, kworkers, os-brick helpers...).
+  std::vector<std::string> host_allowlist_extra;
   std::string sysfs_root = "/sys";
   std::string state_file = "/var/lib/lunwatch/bindings.json";
   double inventory_interval_s = 10;

@@ -9,6 +9,21 @@ namespace {
 
 bool truthy(const std::string& v) { return v == "true" || v == "yes" || v == "on" || v == "1" || v == "True"; }
 
+// "a, b,c" (or one per line) appended to out, blanks trimmed, empties skipped.
+void split_list(const std::string& v, std::vector<std::string>& out) {
+  std::string item;
+  for (char ch : v + ",") {
+    if (ch == ',' || ch == '\n') {
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.pop_back();
+      size_t s = item.find_first_not_of(" \t");
+      if (s != std::string::npos) out.push_back(item.substr(s));
+      item.clear();
+    } else {
+      item += ch;
+    }
+  }
+}
+
 }  // namespace
 
 Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& path, bool explicit_path,
@@ -58,19 +73,8 @@ Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& 
   num("dump_before", o.dump_before_s);
   num("dump_after", o.dump_after_s);
   if (auto v = get("agent", "libvirt")) o.libvirt = truthy(*v);
-  if (auto v = get("agent", "attachments")) {
-    std::string item;
-    for (char ch : *v + ",") {
-      if (ch == ',' || ch == '\n') {
-        while (!item.empty() && item.back() == ' ') item.pop_back();
-        size_t s = item.find_first_not_of(' ');
-        if (s != std::string::npos) o.attachment_files.push_back(item.substr(s));
-        item.clear();
-      } else {
-        item += ch;
-      }
-    }
-  }
+  if (auto v = get("agent", "attachments")) split_list(*v, o.attachment_files);
+  if (auto v = get("agent", "host_allowlist")) split_list(*v, o.host_allowlist_extra);
   if (auto v = get("containment", "actions")) o.contain_actions = *v;
   if (auto v = get("containment", "virsh")) o.contain.virsh = *v;
   if (auto v = get("containment", "libvirt_uri")) o.contain.libvirt_uri = *v;

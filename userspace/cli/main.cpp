@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("!--no-libvirt", agent.libvirt, "do not read libvirt domain XML");
   run_cmd->add_option("--attachments", agent.attachment_files,
                       "JSON attachment records: a file or a folder of *.json (repeatable)");
+  run_cmd->add_option("--host-allowlist", agent.host_allowlist_extra,
+                      "comm prefix of a host process allowed to do I/O to volume devices, beside the built-in "
+                      "list (repeatable; [agent] host_allowlist)");
   run_cmd->add_option("--sysfs", agent.sysfs_root, "sysfs root")->capture_default_str();
   run_cmd->add_option("--state-file", agent.state_file, "bound identities (attachment -> WWID), kept across restarts")
       ->capture_default_str();
