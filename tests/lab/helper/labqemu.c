@@ -14,7 +14,9 @@
 // a heartbeat with counters every few seconds, and the totals on SIGTERM/SIGINT:
 //   t=1234 wall_ms=1700000000123 mono_ms=45678 drive=/dev/dm-0 engine=libaio op=read ok marker=VOLUME-A-MARKER n=17
 //   t=1234 wall_ms=.. mono_ms=.. drive=/dev/dm-0 engine=psync op=read err=5 (Input/output error) n=18
-// (t: ms since start; wall_ms: CLOCK_REALTIME; mono_ms: CLOCK_MONOTONIC; err: the errno,
+// (t: ms since start; wall_ms: CLOCK_REALTIME; mono_ms: CLOCK_MONOTONIC; submit_mono_ms:
+// when that read was submitted (a read the guard let through may then block on a dead
+// path: its line comes late, its submission says when the refusals ended); err: the errno,
 //  e.g. 1 (Operation not permitted) when lunwatch's guard refuses the I/O)
 //   total t=.. drive=/dev/dm-0 reads=40 ok=37 read_errors=3 writes=40 write_errors=1 last=ok markers=VOLUME-A-MARKER@psync:13,VOLUME-A-MARKER@libaio:12,...
 #define _GNU_SOURCE
@@ -283,6 +285,7 @@ int main(int argc, char **argv) {
 			enum engine e = engines[ei];
 			char line[160], m[64];
 			memset(rbuf, 0, BS);
+			long long submit_ms = clock_ms(CLOCK_MONOTONIC);
 			long r = do_io(e, d->fd, rbuf, 0, 0);
 			d->reads++;
 			if (r == BS) {
@@ -298,9 +301,9 @@ int main(int argc, char **argv) {
 				snprintf(line, sizeof line, "err=%ld (%s)", r < 0 ? -r : 0, r < 0 ? strerror(-r) : "short read");
 			}
 			if (strcmp(line, d->last)) {
-				printf("t=%ld wall_ms=%lld mono_ms=%lld drive=%s engine=%s op=read %s n=%ld\n", now_ms(),
-				       clock_ms(CLOCK_REALTIME), clock_ms(CLOCK_MONOTONIC), d->path, engine_name[e], line,
-				       d->reads);
+				printf("t=%ld wall_ms=%lld mono_ms=%lld submit_mono_ms=%lld drive=%s engine=%s op=read %s n=%ld\n",
+				       now_ms(), clock_ms(CLOCK_REALTIME), clock_ms(CLOCK_MONOTONIC), submit_ms, d->path,
+				       engine_name[e], line, d->reads);
 				snprintf(d->last, sizeof d->last, "%s", line);
 			}
 			if (do_write) {

@@ -509,13 +509,20 @@ guard_denials() {
 	for key in "$@"; do
 		local f=$LAB_OUT/instance-$key.log
 		[[ -f $f ]] || continue
-		# a denial span: from a refused read/open line to the next ok/allowed line
+		# a denial span: from a refused read/open line to the next read the guard let
+		# through (ok, or another error such as EIO on a dead path), timed by when that
+		# read was submitted (it may then block for seconds on a path in recovery), or
+		# to the next allowed open
 		local s
 		s=$(awk -v k="$key" '
-			{ m = ""; for (i = 1; i <= NF; i++) if ($i ~ /^mono_ms=/) m = substr($i, 9) }
+			{ m = ""; sub_m = ""
+			  for (i = 1; i <= NF; i++) {
+				if ($i ~ /^mono_ms=/) m = substr($i, 9)
+				if ($i ~ /^submit_mono_ms=/) sub_m = substr($i, 16)
+			  } }
 			m == "" { next }
-			(/op=read err=1 / || /^open-denied /) && start == "" { start = m; next }
-			(/op=read ok/ || /^open-allowed /) && start != "" { printf "%s:%dms ", k, m - start; start = "" }
+			(/op=read err=1 / || /^open-denied /) { if (start == "") start = m; next }
+			(/op=read / || /^open-allowed /) && start != "" { printf "%s:%dms ", k, (sub_m != "" ? sub_m : m) - start; start = "" }
 			END { if (start != "") printf "%s:unresolved(since mono %s) ", k, start }' "$f")
 		spans+=$s
 		local tot
