@@ -124,11 +124,11 @@ struct lw_close_ctx {
 
 static long lw_close_cb(void *map, __u32 *key, struct lw_guard_dev *g, struct lw_close_ctx *c)
 {
-	if (g->state != LW_GUARD_VERIFIED)
+	if (g->state == LW_GUARD_QUARANTINE)
 		return 0;
-	bool hit = false;
+	__u32 hit = 0;
 	if (c->dev && *key == c->dev)
-		hit = true;
+		hit = ~0U;
 #pragma unroll
 	for (int i = 0; i < LW_GUARD_MAX_PATHS; i++) {
 		if (i >= g->n_paths)
@@ -136,17 +136,22 @@ static long lw_close_cb(void *map, __u32 *key, struct lw_guard_dev *g, struct lw
 		struct lw_guard_path *p = &g->paths[i];
 		if (c->dev) {
 			if (p->dev == c->dev)
-				hit = true;
+				hit |= 1U << i;
 		} else if ((c->host == ~0U || p->host == c->host) && (c->lun == ~0ULL || p->lun == c->lun)) {
-			hit = true;
+			hit |= 1U << i;
 		}
 	}
 	if (!hit)
 		return 0;
-	g->state = LW_GUARD_UNVERIFIED;
-	g->close_reason = c->reason;
+	/* A device already closed gains the new paths, and its answers must come
+	 * after this event too. */
+	if (g->state == LW_GUARD_VERIFIED) {
+		g->state = LW_GUARD_UNVERIFIED;
+		g->close_reason = c->reason;
+		c->closed++;
+	}
+	g->closed_paths |= hit;
 	g->closed_ns = bpf_ktime_get_ns();
-	c->closed++;
 	return 0;
 }
 

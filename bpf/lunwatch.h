@@ -219,6 +219,11 @@ struct lw_guard_dev {
 	__u32 n_paths;
 	__u32 owners[LW_GUARD_MAX_OWNERS]; /* tgids of the instance processes allowed */
 	struct lw_guard_path paths[LW_GUARD_MAX_PATHS];
+	/* Paths (bit i: paths[i]) that the kernel's closes since the last arm were
+	 * about: only they must re-verify before the device re-opens. All bits when
+	 * a close named the device itself. */
+	__u32 closed_paths;
+	__u32 pad;
 };
 
 struct lw_guard_cfg {

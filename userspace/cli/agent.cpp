@@ -464,12 +464,22 @@ void Agent::sync_guard() {
       if (cur.state == LW_GUARD_QUARANTINE) continue;  // the operator's call
       if (cur.state == LW_GUARD_UNVERIFIED) {
         // Closed by the kernel: re-open only on answers asked after the close.
-        // Every path must have answered since (a path that is down answers
-        // with an error and cannot carry I/O), and at least one must have
-        // verified the owner's identity.
+        // Every path the closes were about (closed_paths; all when unknown)
+        // must have answered since (a path that is down answers with an error
+        // and cannot carry I/O), and at least one must have verified the
+        // owner's identity. Paths no close named keep their verified identity:
+        // waiting for them would stall the owner behind a path that is being
+        // dropped (its SG_IO times out) while the reinstated one is fine.
+        auto in_question = [&](const lw_guard_path& p) {
+          if (cur.closed_paths == 0 || cur.closed_paths == ~0U) return true;
+          for (uint32_t i = 0; i < cur.n_paths && i < LW_GUARD_MAX_PATHS; ++i)
+            if (cur.paths[i].dev == p.dev) return (cur.closed_paths >> i & 1U) != 0;
+          return true;  // a path the kernel entry did not have
+        };
         bool fresh = false, pending = false;
         detect::Output again;
         for (const auto& p : dp.paths) {
+          if (!in_question(p)) continue;
           std::string pd = to_string(from_kernel_dev(p.dev));
           auto ok = verified_since_.find(pd);
           auto bad = verify_failed_since_.find(pd);

@@ -102,8 +102,16 @@ int cmd_guard(const GuardCommand& g) {
     std::string owners;
     for (uint32_t i = 0; i < d.n_owners && i < LW_GUARD_MAX_OWNERS; ++i)
       owners += (owners.empty() ? "" : ", ") + std::to_string(d.owners[i]) + "/" + comm_of(d.owners[i]);
+    std::string closed = d.state == LW_GUARD_UNVERIFIED ? guard::close_reason_name(d.close_reason) : "-";
+    if (d.state == LW_GUARD_UNVERIFIED && d.closed_paths != 0 && d.closed_paths != ~0U) {
+      std::string which;  // the paths that must re-verify before it re-opens
+      for (uint32_t i = 0; i < d.n_paths && i < LW_GUARD_MAX_PATHS; ++i)
+        if (d.closed_paths >> i & 1U) which += (which.empty() ? "" : ",") + names.name(from_kernel_dev(d.paths[i].dev));
+      closed += " (" + which + ")";
+    }
+    if (d.state == LW_GUARD_VERIFIED && d.n_owners == 0 && d.generation > 0) owners = "(none: revoked)";
     std::printf("  %-8s %-8s %-22s %-24s %s\n", names.name(num).c_str(), to_string(num).c_str(), guard::state_name(d.state),
-                guard::close_reason_name(d.close_reason), owners.empty() ? "(none)" : owners.c_str());
+                closed.c_str(), owners.empty() ? "(none)" : owners.c_str());
   }
   return 0;
 }

@@ -210,9 +210,18 @@ lw_assert_all() {
 	: > "$LW_ASSERT.tmp"
 	[[ -f $LW_ASSERT ]] && cat "$LW_ASSERT" >> "$LW_ASSERT.tmp"
 	mv "$LW_ASSERT.tmp" "$LW_ASSERT"
-	local c
-	for c in "${LW_CHECKS[@]}"; do eval "$c"; done
+	# Each check runs in a subshell: one that dies (a bad expansion, an unbound
+	# variable) must fail loudly, not silently take the remaining checks with it.
+	local c n0 n1 rc
+	for c in "${LW_CHECKS[@]}"; do
+		n0=$(grep -cE '^(PASS|FAIL):' "$LW_ASSERT")
+		(eval "$c")
+		rc=$?
+		n1=$(grep -cE '^(PASS|FAIL):' "$LW_ASSERT")
+		((n1 > n0)) || lw_record FAIL "check recorded no verdict (exit $rc): $c"
+	done
 	LW_CHECKS=()
+	LW_FAILS=$(grep -c '^FAIL:' "$LW_ASSERT")
 	log "lunwatch assertions: $(grep -c '^PASS' "$LW_ASSERT") pass, $LW_FAILS fail (see lunwatch-assertions.txt)"
 }
 
@@ -480,10 +489,10 @@ containment_times() {
 guard_reopen_time() {
 	local key=$1 dm=$2 t=$3 scan allowed how
 	scan=$(LW_AFTER=$t lw_q '.lifecycle and .lifecycle.kind == "LC_SCSI_HOST_SCAN"' | head -1 | jq -r '(.ts_ns|tonumber) / 1000000 | floor')
-	allowed=$(grep -m1 '^open-allowed ' "$LAB_OUT/instance-$key.log" | grep -oE 'mono_ms=[0-9]+' | cut -d= -f2)
+	allowed=$(grep -m1 '^open-allowed ' "$LAB_OUT/instance-$key.log" | grep -oE ' mono_ms=[0-9]+' | cut -d= -f2)
 	how="open allowed after $(grep -m1 '^open-allowed ' "$LAB_OUT/instance-$key.log" | grep -oE 'denied_opens=[0-9]+') refusals"
 	if [[ -z $allowed ]]; then
-		allowed=$(grep -m1 'op=read ok' "$LAB_OUT/instance-$key.log" | grep -oE 'mono_ms=[0-9]+' | cut -d= -f2)
+		allowed=$(grep -m1 'op=read ok' "$LAB_OUT/instance-$key.log" | grep -oE ' mono_ms=[0-9]+' | cut -d= -f2)
 		how="first open allowed, first good read"
 	fi
 	local lwline
