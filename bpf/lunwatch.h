@@ -233,7 +233,7 @@ struct lw_guard_cfg {
 };
 
 enum lw_guard_stat {
-	LW_GSTAT_CHECKS = 0,     /* block-device checks against a guarded device */
+	LW_GSTAT_CHECKS = 0,     /* decisions on a guarded device for instance processes (or anyone, quarantined) */
 	LW_GSTAT_DENIED = 1,     /* refused (enforce) */
 	LW_GSTAT_WOULD_DENY = 2, /* would refuse (monitor) */
 	LW_GSTAT_CLOSED = 3,     /* devices closed by the kernel on reconnect events */

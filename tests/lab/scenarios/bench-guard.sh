@@ -3,7 +3,10 @@
 # guard off vs enforce for (1) a syscall-heavy non-block workload (512-byte
 # psync reads and writes on tmpfs) and (2) the owner's O_DIRECT I/O on a
 # guarded block device (a loop device over tmpfs), interleaved rounds, fio's
-# IOPS, ratios against the "off" rounds of the same run.
+# IOPS, ratios against the "off" rounds of the same run. "off" is the pinned
+# mode (programs attached, decision skipped), so the programs' own cost is
+# measured apart: lw_guard_perm's run time per call from kernel.bpf_stats
+# against one operation's time in the "off" rounds (an implied ratio).
 . "$(dirname "$0")/../lib/common.sh"
 LW=${LAB_LUNWATCH:-$LAB_REPO/build/lunwatch}
 ROUNDS=${BENCH_ROUNDS:-3} RUNTIME=${BENCH_RUNTIME:-4}
@@ -40,7 +43,7 @@ prog_stats() { # prints "run_time_ns run_cnt" of the named program
 	bpftool -j prog show name "$1" 2>/dev/null | jq -rs '[.[] | if type == "array" then .[] else . end] | "\(map(.run_time_ns // 0) | add // 0) \(map(.run_cnt // 0) | add // 0)"'
 }
 declare -A R
-G_NS=0 G_CNT=0
+G_NS=0 G_CNT=0 B_NS=0 B_CNT=0
 for r in $(seq 1 "$ROUNDS"); do
 	for mode in off enforce; do
 		set_mode "$mode"
@@ -51,7 +54,12 @@ for r in $(seq 1 "$ROUNDS"); do
 		if [[ $mode == enforce && -n $ns1 ]]; then
 			G_NS=$((G_NS + ns1 - ns0)) G_CNT=$((G_CNT + cnt1 - cnt0))
 		fi
+		read -r ns0 cnt0 <<< "$(prog_stats lw_guard_perm)"
 		fio_block "$LAB_OUT/block-$mode-$r.json" "$mode"
+		read -r ns1 cnt1 <<< "$(prog_stats lw_guard_perm)"
+		if [[ $mode == enforce && -n $ns1 ]]; then
+			B_NS=$((B_NS + ns1 - ns0)) B_CNT=$((B_CNT + cnt1 - cnt0))
+		fi
 		R[tmpfs-$mode]+="$(iops "$LAB_OUT/tmpfs-$mode-$r.json") "
 		R[block-$mode]+="$(iops "$LAB_OUT/block-$mode-$r.json") "
 	done
@@ -82,6 +90,13 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR
 		}'
 	else
 		echo "lw_guard_perm: no run time (kernel.bpf_stats off or bpftool missing)"
+	fi
+	if ((B_CNT > 0)); then
+		off=$(median <<< "${R[block-off]}")
+		awk -v ns="$B_NS" -v n="$B_CNT" -v iops="$off" 'BEGIN {
+			per = ns / n; op = 1e9 / iops
+			printf "lw_guard_perm: %.0f ns per call over %d calls (guarded-device rounds); one owner I/O (off) %.0f ns; implied ratio %.4f (target >=0.98)\n", per, n, op, op / (op + per)
+		}'
 	fi
 	echo "denials during the owner's runs: $(grep -o 'denied [0-9]*' "$LAB_OUT/guard-status-end.txt")"
 } | tee "$LAB_OUT/bench-guard.txt"
