@@ -493,6 +493,37 @@ TEST(GuardPolicy, AnInstanceListedWithoutDisksIsStillGuarded) {
   EXPECT_EQ(dm.owners[0], 1022u);
 }
 
+// A qemu that has done no I/O yet (just started, or restarted under a new
+// pid) is known by the pid in its domain's status XML: under the guard, and
+// an owner, from its first open.
+TEST(GuardPolicy, InstancePidsComeFromLibvirtBeforeAnyIo) {
+  Stream s;
+  s.topology();
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
+  s.identity_both(kWa, kVolA);
+  v1::Event ev;
+  auto* snap = ev.mutable_inventory();
+  snap->set_kind(v1::SOURCE_LIBVIRT);
+  snap->set_last_good_unix_ms(1);
+  *snap->add_attachments() = Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA);
+  auto* ia = snap->add_instances();
+  ia->set_uuid(kUuidA);
+  ia->set_name("instance-0000000a");
+  ia->set_pid(4242);  // <domstatus pid=...>, no flow of it yet
+  auto* ib = snap->add_instances();
+  ib->set_uuid(kUuidB);
+  ib->set_name("instance-0000000b");
+  ib->set_pid(4343);
+  s.feed(ev);
+  auto p = guard::compute_policy(s.c());
+  EXPECT_TRUE(p.instance_tgids.count(4242));
+  EXPECT_TRUE(p.instance_tgids.count(4343)) << "B holds nothing yet but must be refused A's volume";
+  ASSERT_EQ(p.devices.size(), 1u);
+  const auto& dm = p.devices.begin()->second;
+  ASSERT_EQ(dm.owners.size(), 1u) << dm.reason;
+  EXPECT_EQ(dm.owners[0], 4242u);
+}
+
 TEST(GuardPolicy, UnverifiedDevicesAreLeftToTheKernel) {
   Stream s;
   s.topology();

@@ -17,11 +17,16 @@ Policy compute_policy(const detect::Correlator& c) {
   // Instances libvirt lists, with or without disks: an instance whose disk
   // Nova detached while its qemu still holds the device (a failed detach)
   // has no attachment record left but must stay under the guard.
+  // Their qemu pids come from libvirt too (the domain's pid) as well as from
+  // the flows seen so far: a qemu that has done no I/O yet (just started, or
+  // restarted under a new pid) is under the guard from its first open.
   std::set<std::string> known;
+  std::map<std::string, std::set<uint32_t>> pids = c.instance_pids();
   if (auto it = c.sources().find(v1::SOURCE_LIBVIRT); it != c.sources().end())
     for (const auto& i : it->second.instances()) {
       if (!i.uuid().empty()) known.insert(i.uuid());
       if (!i.name().empty()) known.insert(i.name());
+      if (i.pid() != 0) pids[i.uuid().empty() ? i.name() : i.uuid()].insert(i.pid());
     }
   for (const auto& [att, devs] : c.attachment_devices()) {
     if (att.source() != v1::SOURCE_LIBVIRT) continue;
@@ -31,8 +36,8 @@ Policy compute_policy(const detect::Correlator& c) {
   // The guard applies to the processes of instances libvirt has listed: a
   // process of an instance whose domain XML has not been read yet is left
   // alone for that moment rather than refused its own, new volume.
-  for (const auto& [key, pids] : c.instance_pids())
-    if (known.count(key)) p.instance_tgids.insert(pids.begin(), pids.end());
+  for (const auto& [key, ps] : pids)
+    if (known.count(key)) p.instance_tgids.insert(ps.begin(), ps.end());
 
   for (const auto& [dev, atts] : holders) {
     auto num = parse_devnum(dev);
@@ -72,8 +77,8 @@ Policy compute_policy(const detect::Correlator& c) {
       if (id.mismatch) break;
       const auto* b = c.bindings().find(a.instance_uuid(), a.volume_id());
       bool owner = b ? b->wwid() == id.wwid : !bound_elsewhere;
-      auto pit = c.instance_pids().find(a.instance_uuid().empty() ? a.instance_name() : a.instance_uuid());
-      if (owner && pit != c.instance_pids().end())
+      auto pit = pids.find(a.instance_uuid().empty() ? a.instance_name() : a.instance_uuid());
+      if (owner && pit != pids.end())
         for (uint32_t pid : pit->second)
           if (dp.owners.size() < LW_GUARD_MAX_OWNERS &&
               std::find(dp.owners.begin(), dp.owners.end(), pid) == dp.owners.end())
