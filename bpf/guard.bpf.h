@@ -25,11 +25,15 @@ static __always_inline void lw_gcount(__u32 idx)
 	lw_count(&guard_stats, idx);
 }
 
-static __always_inline bool lw_is_owner(struct lw_guard_dev *g, __u32 tgid)
+static __always_inline bool lw_is_owner(struct lw_guard_dev *g, __u32 tgid, __u64 cgid)
 {
 #pragma unroll
 	for (int i = 0; i < LW_GUARD_MAX_OWNERS; i++)
 		if (i < g->n_owners && g->owners[i] == tgid)
+			return true;
+#pragma unroll
+	for (int i = 0; i < LW_GUARD_MAX_OWNER_CGROUPS; i++)
+		if (i < g->n_owner_cgroups && g->owner_cgroups[i] == cgid)
 			return true;
 	return false;
 }
@@ -79,14 +83,17 @@ static __always_inline int lw_guard_check(struct file *file, __u32 mask)
 	if (!g)
 		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	/* Host processes are watched (HOST_PROCESS_ACCESS), not refused, except on
-	 * a quarantined device: one lookup and they are through. */
-	if (g->state != LW_GUARD_QUARANTINE && !bpf_map_lookup_elem(&guard_procs, &tgid))
+	/* An instance process: its tgid is known, or it runs in an instance's
+	 * cgroup scope. Host processes are watched (HOST_PROCESS_ACCESS), not
+	 * refused, except on a quarantined device. */
+	__u64 cgid = bpf_get_current_cgroup_id();
+	bool instance = bpf_map_lookup_elem(&guard_procs, &tgid) || bpf_map_lookup_elem(&guard_cgroups, &cgid);
+	if (g->state != LW_GUARD_QUARANTINE && !instance)
 		return 0;
 	lw_gcount(LW_GSTAT_CHECKS);
 	if (bpf_map_lookup_elem(&guard_allow, &tgid))
 		return 0;
-	bool deny = g->state == LW_GUARD_QUARANTINE || g->state != LW_GUARD_VERIFIED || !lw_is_owner(g, tgid);
+	bool deny = g->state == LW_GUARD_QUARANTINE || g->state != LW_GUARD_VERIFIED || !lw_is_owner(g, tgid, cgid);
 	if (!deny)
 		return 0;
 	bool enforce = cfg->mode == LW_GUARD_ENFORCE;

@@ -202,6 +202,7 @@ enum lw_guard_close {
 
 #define LW_GUARD_MAX_OWNERS 4
 #define LW_GUARD_MAX_PATHS 8
+#define LW_GUARD_MAX_OWNER_CGROUPS 4
 
 struct lw_guard_path {
 	__u32 dev;  /* sd dev_t */
@@ -223,7 +224,10 @@ struct lw_guard_dev {
 	 * about: only they must re-verify before the device re-opens. All bits when
 	 * a close named the device itself. */
 	__u32 closed_paths;
-	__u32 pad;
+	__u32 n_owner_cgroups;
+	/* cgroup v2 ids of the owners' instance scopes: any process in them is an
+	 * owner (qemu's helpers, a restarted qemu before userspace knows its pid). */
+	__u64 owner_cgroups[LW_GUARD_MAX_OWNER_CGROUPS];
 };
 
 struct lw_guard_cfg {

@@ -92,6 +92,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } guard_procs SEC(".maps");
 
+/* cgroup v2 id -> 1: instance scopes (machine-qemu-N-NAME.scope); every process
+ * in them is an instance process, whether or not userspace knows its pid yet. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} guard_cgroups SEC(".maps");
+
 /* tgid -> 1: allowed everywhere, quarantine included (the agent, multipathd). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -524,6 +524,27 @@ TEST(GuardPolicy, InstancePidsComeFromLibvirtBeforeAnyIo) {
   EXPECT_EQ(dm.owners[0], 4242u);
 }
 
+// Every process in an instance's scope counts as the instance: its helpers,
+// and a restarted qemu before its pid is known.
+TEST(GuardPolicy, InstanceScopesAreKeyedByCgroupId) {
+  Stream s;
+  attach_a(s);  // A: pid 452
+  s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA),
+             Stream::libvirt_att(kUuidB, "instance-0000000b", kVolB)});
+  s.flow(1022, "qemu-system-x86", kUuidB, "instance-0000000b");
+  std::map<uint32_t, uint64_t> scopes{{452, 7001}, {1022, 7002}};
+  auto p = guard::compute_policy(s.c(), [&](uint32_t pid) { return scopes.count(pid) ? scopes[pid] : 0; });
+  EXPECT_EQ(p.instance_cgroups, (std::set<uint64_t>{7001, 7002}));
+  ASSERT_EQ(p.devices.size(), 1u);
+  const auto& dm = p.devices.begin()->second;
+  ASSERT_EQ(dm.owner_cgroups, std::vector<uint64_t>{7001}) << dm.reason;
+  auto k = guard::to_kernel(dm, 1);
+  ASSERT_EQ(k.n_owner_cgroups, 1u);
+  EXPECT_EQ(k.owner_cgroups[0], 7001u);
+  // No resolver (or a qemu outside any instance scope): tgids only.
+  EXPECT_TRUE(guard::compute_policy(s.c()).instance_cgroups.empty());
+}
+
 TEST(GuardPolicy, UnverifiedDevicesAreLeftToTheKernel) {
   Stream s;
   s.topology();

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "inventory/cgroups.h"
 #include "inventory/instances.h"
 
 using namespace lunwatch;
@@ -195,4 +196,25 @@ TEST(InstanceResolver, RefusesPathTraversalInDomainNames) {
   v1::Instance i = r.resolve(600);
   EXPECT_EQ(i.name(), "../../etc/passwd");
   EXPECT_EQ(i.resolved_from(), "cmdline");  // not enriched from any file
+}
+
+// The guard keys instance processes by their scope's cgroup id: only a real
+// instance scope counts, never the root or a service's cgroup (every process
+// there would become an instance process).
+TEST(InstanceCgroupId, OnlyInstanceScopes) {
+  testutil::TempDir d;
+  const std::string scope = "/machine.slice/machine-qemu\\x2d1\\x2dinstance\\x2d0000000a.scope";
+  std::filesystem::create_directories(d.path() + "/cg" + scope);
+  std::filesystem::create_directories(d.path() + "/cg/system.slice/libvirtd.service");
+  d.write("proc/452/cgroup", "0::" + scope + "\n");
+  d.write("proc/453/cgroup", "0::/\n");
+  d.write("proc/454/cgroup", "0::/system.slice/libvirtd.service\n");
+  d.write("proc/455/cgroup", "0::/machine.slice/machine-qemu\\x2d9\\x2dinstance\\x2d00000009.scope\n");  // no such dir
+  struct stat st {};
+  ASSERT_EQ(::stat((d.path() + "/cg" + scope).c_str(), &st), 0);
+  EXPECT_EQ(inventory::instance_cgroup_id(452, d.path() + "/proc", d.path() + "/cg"), st.st_ino);
+  EXPECT_EQ(inventory::instance_cgroup_id(453, d.path() + "/proc", d.path() + "/cg"), 0u) << "root cgroup";
+  EXPECT_EQ(inventory::instance_cgroup_id(454, d.path() + "/proc", d.path() + "/cg"), 0u) << "a service";
+  EXPECT_EQ(inventory::instance_cgroup_id(455, d.path() + "/proc", d.path() + "/cg"), 0u) << "scope gone";
+  EXPECT_EQ(inventory::instance_cgroup_id(999, d.path() + "/proc", d.path() + "/cg"), 0u) << "process gone";
 }

@@ -154,6 +154,8 @@ class Agent {
   v1::Topology last_topology_;
   std::unique_ptr<guard::GuardMaps> guard_;
   std::unique_ptr<contain::Runner> contain_;
+  std::map<uint32_t, uint64_t> cgroup_of_pid_;  // instance scope per pid (guard)
+  uint64_t cgroup_cache_ns_ = 0;
   uint32_t guard_mode_ = LW_GUARD_OFF;
   uint64_t guard_generation_ = 0;
   std::map<std::string, uint64_t> verify_submit_ns_;  // sd name -> when its SG_IO was asked
@@ -445,7 +447,17 @@ void Agent::drain_verifier() {
 
 void Agent::sync_guard() {
   if (!guard_) return;
-  auto policy = guard::compute_policy(*correlator_);
+  // Instance scopes by pid, cached (a scope outlives its qemu's pid only
+  // through a restart, which brings a new pid); re-read once a minute.
+  if (mono_ns() - cgroup_cache_ns_ > 60'000'000'000ULL) {
+    cgroup_of_pid_.clear();
+    cgroup_cache_ns_ = mono_ns();
+  }
+  auto policy = guard::compute_policy(*correlator_, [this](uint32_t pid) {
+    auto it = cgroup_of_pid_.find(pid);
+    if (it == cgroup_of_pid_.end()) it = cgroup_of_pid_.emplace(pid, inventory::instance_cgroup_id(pid)).first;
+    return it->second;
+  });
   auto kernel = guard_->devices();
   uint64_t now = mono_ns();
   for (const auto& [kdev, dp] : policy.devices) {
@@ -502,7 +514,9 @@ void Agent::sync_guard() {
         log::info("guard: " + dp.name + " re-opened " + std::to_string((now - cur.closed_ns) / 1000000) +
                   " ms after the kernel closed it (" + guard::close_reason_name(cur.close_reason) + "): " + dp.reason);
       } else if (cur.n_owners == dp.owners.size() && cur.n_paths == dp.paths.size() &&
+                 cur.n_owner_cgroups == dp.owner_cgroups.size() &&
                  std::equal(dp.owners.begin(), dp.owners.end(), cur.owners) &&
+                 std::equal(dp.owner_cgroups.begin(), dp.owner_cgroups.end(), cur.owner_cgroups) &&
                  std::equal(dp.paths.begin(), dp.paths.end(), cur.paths, [](const lw_guard_path& a, const lw_guard_path& b) {
                    return a.dev == b.dev && a.host == b.host && a.lun == b.lun;
                  })) {
@@ -542,6 +556,7 @@ void Agent::sync_guard() {
     log::warn("guard: " + name + " revoked: no instance holds it any more (libvirt), so no instance may use it");
   }
   guard_->set_procs(policy.instance_tgids);
+  guard_->set_cgroups(policy.instance_cgroups);
 }
 
 int Agent::run() {

@@ -95,7 +95,8 @@ int cmd_guard(const GuardCommand& g) {
               static_cast<unsigned long long>(st[LW_GSTAT_WOULD_DENY]), static_cast<unsigned long long>(st[LW_GSTAT_CLOSED]));
   topology::DeviceNames names;
   auto devs = m.devices();
-  std::printf("%zu guarded devices, %zu instance processes\n", devs.size(), m.procs().size());
+  std::printf("%zu guarded devices, %zu instance processes, %zu instance scopes (cgroups)\n", devs.size(),
+              m.procs().size(), m.cgroups().size());
   std::printf("  %-8s %-8s %-22s %-24s %s\n", "DEVICE", "DEV", "STATE", "CLOSED BY", "OWNERS");
   for (const auto& [k, d] : devs) {
     auto num = from_kernel_dev(k);
@@ -109,7 +110,9 @@ int cmd_guard(const GuardCommand& g) {
         if (d.closed_paths >> i & 1U) which += (which.empty() ? "" : ",") + names.name(from_kernel_dev(d.paths[i].dev));
       closed += " (" + which + ")";
     }
-    if (d.state == LW_GUARD_VERIFIED && d.n_owners == 0 && d.generation > 0) owners = "(none: revoked)";
+    if (d.n_owner_cgroups > 0) owners += " +" + std::to_string(d.n_owner_cgroups) + " scope(s)";
+    if (d.state == LW_GUARD_VERIFIED && d.n_owners == 0 && d.n_owner_cgroups == 0 && d.generation > 0)
+      owners = "(none: revoked)";
     std::printf("  %-8s %-8s %-22s %-24s %s\n", names.name(num).c_str(), to_string(num).c_str(), guard::state_name(d.state),
                 closed.c_str(), owners.empty() ? "(none)" : owners.c_str());
   }

@@ -77,7 +77,7 @@ Result<GuardMaps> GuardMaps::open(const std::string& dir) {
     return *fd >= 0;
   };
   if (!get("guard_devs", &g.devs_) || !get("guard_procs", &g.procs_) || !get("guard_allow", &g.allow_) ||
-      !get("guard_cfg", &g.cfg_) || !get("guard_stats", &g.stats_))
+      !get("guard_cfg", &g.cfg_) || !get("guard_stats", &g.stats_) || !get("guard_cgroups", &g.cgroups_))
     return make_error(Errc::kNotFound, "guard maps not pinned in " + dir + " (has lunwatch run here?): " + std::strerror(errno));
   return g;
 }
@@ -89,10 +89,11 @@ GuardMaps& GuardMaps::operator=(GuardMaps&& o) noexcept {
   std::swap(allow_, o.allow_);
   std::swap(cfg_, o.cfg_);
   std::swap(stats_, o.stats_);
+  std::swap(cgroups_, o.cgroups_);
   return *this;
 }
 GuardMaps::~GuardMaps() {
-  for (int fd : {devs_, procs_, allow_, cfg_, stats_})
+  for (int fd : {devs_, procs_, allow_, cfg_, stats_, cgroups_})
     if (fd >= 0) ::close(fd);
 }
 
@@ -145,10 +146,12 @@ Result<bool> GuardMaps::remove_device(uint32_t kdev) {
 }
 
 namespace {
-std::set<uint32_t> keys_of(int fd) {
-  std::set<uint32_t> out;
-  uint32_t key = 0, next = 0;
-  uint32_t* prev = nullptr;
+// The guard's sets: hash maps of key -> 1 (tgids, cgroup ids).
+template <typename K>
+std::set<K> keys_of(int fd) {
+  std::set<K> out;
+  K key = 0, next = 0;
+  K* prev = nullptr;
   while (bpf_map_get_next_key(fd, prev, &next) == 0) {
     out.insert(next);
     key = next;
@@ -156,21 +159,24 @@ std::set<uint32_t> keys_of(int fd) {
   }
   return out;
 }
-Result<bool> replace_keys(int fd, const std::set<uint32_t>& want) {
-  auto have = keys_of(fd);
+template <typename K>
+Result<bool> replace_keys(int fd, const std::set<K>& want) {
+  auto have = keys_of<K>(fd);
   uint32_t one = 1;
-  for (uint32_t k : want)
+  for (K k : want)
     if (!have.count(k) && bpf_map_update_elem(fd, &k, &one, BPF_ANY) != 0)
       return make_error(Errc::kIo, std::string("cannot update guard set: ") + std::strerror(errno));
-  for (uint32_t k : have)
+  for (K k : have)
     if (!want.count(k)) bpf_map_delete_elem(fd, &k);
   return true;
 }
 }  // namespace
 
-std::set<uint32_t> GuardMaps::procs() const { return keys_of(procs_); }
+std::set<uint32_t> GuardMaps::procs() const { return keys_of<uint32_t>(procs_); }
 Result<bool> GuardMaps::set_procs(const std::set<uint32_t>& t) { return replace_keys(procs_, t); }
-std::set<uint32_t> GuardMaps::allow() const { return keys_of(allow_); }
+std::set<uint64_t> GuardMaps::cgroups() const { return keys_of<uint64_t>(cgroups_); }
+Result<bool> GuardMaps::set_cgroups(const std::set<uint64_t>& ids) { return replace_keys(cgroups_, ids); }
+std::set<uint32_t> GuardMaps::allow() const { return keys_of<uint32_t>(allow_); }
 Result<bool> GuardMaps::set_allow(const std::set<uint32_t>& t) { return replace_keys(allow_, t); }
 
 std::vector<uint64_t> GuardMaps::stats() const {

@@ -46,6 +46,8 @@ class GuardMaps {
 
   std::set<uint32_t> procs() const;
   Result<bool> set_procs(const std::set<uint32_t>& tgids);  // replaces the set
+  std::set<uint64_t> cgroups() const;                       // instance scopes (cgroup v2 ids)
+  Result<bool> set_cgroups(const std::set<uint64_t>& ids);  // replaces the set
   std::set<uint32_t> allow() const;
   Result<bool> set_allow(const std::set<uint32_t>& tgids);
 
@@ -53,7 +55,7 @@ class GuardMaps {
 
  private:
   GuardMaps() = default;
-  int devs_ = -1, procs_ = -1, allow_ = -1, cfg_ = -1, stats_ = -1;
+  int devs_ = -1, procs_ = -1, allow_ = -1, cfg_ = -1, stats_ = -1, cgroups_ = -1;
 };
 
 // Pins (or replaces) the guard's LSM links so the policy keeps enforcing

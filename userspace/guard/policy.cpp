@@ -6,8 +6,9 @@
 
 namespace lunwatch::guard {
 
-Policy compute_policy(const detect::Correlator& c) {
+Policy compute_policy(const detect::Correlator& c, const CgroupOf& cgroup_of) {
   Policy p;
+  auto scope_of = [&](uint32_t pid) -> uint64_t { return cgroup_of ? cgroup_of(pid) : 0; };
 
   std::map<std::string, detect::DeviceView> views;
   for (const auto& d : c.devices()) views[d.dev] = d;
@@ -37,7 +38,11 @@ Policy compute_policy(const detect::Correlator& c) {
   // process of an instance whose domain XML has not been read yet is left
   // alone for that moment rather than refused its own, new volume.
   for (const auto& [key, ps] : pids)
-    if (known.count(key)) p.instance_tgids.insert(ps.begin(), ps.end());
+    if (known.count(key))
+      for (uint32_t pid : ps) {
+        p.instance_tgids.insert(pid);
+        if (uint64_t cg = scope_of(pid)) p.instance_cgroups.insert(cg);
+      }
 
   for (const auto& [dev, atts] : holders) {
     auto num = parse_devnum(dev);
@@ -79,10 +84,15 @@ Policy compute_policy(const detect::Correlator& c) {
       bool owner = b ? b->wwid() == id.wwid : !bound_elsewhere;
       auto pit = pids.find(a.instance_uuid().empty() ? a.instance_name() : a.instance_uuid());
       if (owner && pit != pids.end())
-        for (uint32_t pid : pit->second)
+        for (uint32_t pid : pit->second) {
           if (dp.owners.size() < LW_GUARD_MAX_OWNERS &&
               std::find(dp.owners.begin(), dp.owners.end(), pid) == dp.owners.end())
             dp.owners.push_back(pid);
+          uint64_t cg = scope_of(pid);
+          if (cg && dp.owner_cgroups.size() < LW_GUARD_MAX_OWNER_CGROUPS &&
+              std::find(dp.owner_cgroups.begin(), dp.owner_cgroups.end(), cg) == dp.owner_cgroups.end())
+            dp.owner_cgroups.push_back(cg);
+        }
       dp.reason += (dp.reason.empty() ? "" : "; ") + (a.instance_name().empty() ? a.instance_uuid() : a.instance_name()) +
                    (owner ? " owns " : " does not own ") + id.wwid;
     }
@@ -99,6 +109,8 @@ lw_guard_dev to_kernel(const DevicePolicy& p, uint64_t generation) {
   for (uint32_t i = 0; i < d.n_owners; ++i) d.owners[i] = p.owners[i];
   d.n_paths = static_cast<uint32_t>(std::min<size_t>(p.paths.size(), LW_GUARD_MAX_PATHS));
   for (uint32_t i = 0; i < d.n_paths; ++i) d.paths[i] = p.paths[i];
+  d.n_owner_cgroups = static_cast<uint32_t>(std::min<size_t>(p.owner_cgroups.size(), LW_GUARD_MAX_OWNER_CGROUPS));
+  for (uint32_t i = 0; i < d.n_owner_cgroups; ++i) d.owner_cgroups[i] = p.owner_cgroups[i];
   return d;
 }
 

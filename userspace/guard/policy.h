@@ -8,6 +8,7 @@
 // holder is refused, the new owner (if it holds the device too) is allowed.
 // Devices not yet verified are left as the kernel has them.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -26,6 +27,7 @@ struct DevicePolicy {
   std::string name;
   uint32_t state = LW_GUARD_VERIFIED;
   std::vector<uint32_t> owners;   // tgids
+  std::vector<uint64_t> owner_cgroups;  // the owners' instance scopes (cgroup v2 ids)
   std::vector<lw_guard_path> paths;
   std::string reason;             // why these owners
 };
@@ -33,10 +35,15 @@ struct DevicePolicy {
 struct Policy {
   std::map<uint32_t, DevicePolicy> devices;  // by kernel dev_t
   std::set<uint32_t> instance_tgids;         // processes the guard applies to
+  std::set<uint64_t> instance_cgroups;       // and every process in these scopes
   std::set<uint32_t> held;                   // devices some instance holds, judged or not
 };
 
-Policy compute_policy(const detect::Correlator& c);
+// pid -> the cgroup v2 id of its instance scope, 0 when none (see
+// inventory::instance_cgroup_id); without one the policy keys on tgids only.
+using CgroupOf = std::function<uint64_t(uint32_t pid)>;
+
+Policy compute_policy(const detect::Correlator& c, const CgroupOf& cgroup_of = nullptr);
 
 // The kernel record for a device policy.
 lw_guard_dev to_kernel(const DevicePolicy& p, uint64_t generation);

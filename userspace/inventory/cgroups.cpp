@@ -3,6 +3,10 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "inventory/instances.h"
 
 namespace lunwatch::inventory {
 
@@ -31,6 +35,17 @@ std::string CgroupPaths::path(uint64_t id) {
     if (it != by_id_.end()) return it->second;
   }
   return "";
+}
+
+uint64_t instance_cgroup_id(uint32_t pid, const std::string& proc_root, const std::string& cgroup_root) {
+  std::ifstream in(proc_root + "/" + std::to_string(pid) + "/cgroup");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string path = parse_proc_cgroup_v2(ss.str());
+  if (path.empty() || !parse_machine_scope(path)) return 0;
+  struct stat st {};
+  if (::stat((cgroup_root + path).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+  return st.st_ino;
 }
 
 }  // namespace lunwatch::inventory

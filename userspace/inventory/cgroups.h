@@ -23,4 +23,11 @@ class CgroupPaths {
   bool scanned_ = false;
 };
 
+// The cgroup v2 id of an instance process's own scope (libvirt's
+// machine-qemu-N-NAME.scope, or NAME.libvirt-qemu): 0 when the process is
+// gone or its cgroup is not an instance scope (a qemu left in the root or a
+// shared cgroup must not make every process there an instance process).
+uint64_t instance_cgroup_id(uint32_t pid, const std::string& proc_root = "/proc",
+                            const std::string& cgroup_root = "/sys/fs/cgroup");
+
 }  // namespace lunwatch::inventory

@@ -21,7 +21,7 @@ static_assert(sizeof(lw_error_event) == 16 + 24 + 12 + 4 + LW_SENSE_LEN + LW_NAM
 static_assert(sizeof(lw_lifecycle_event) == 16 + 24 + 24 + LW_NAME_LEN);
 static_assert(sizeof(lw_flow_key) == 8);
 static_assert(sizeof(lw_guard_event) == 16 + 32 + LW_COMM_LEN);
-static_assert(sizeof(lw_guard_dev) == 32 + 4 * LW_GUARD_MAX_OWNERS + 16 * LW_GUARD_MAX_PATHS + 8);
+static_assert(sizeof(lw_guard_dev) == 32 + 4 * LW_GUARD_MAX_OWNERS + 16 * LW_GUARD_MAX_PATHS + 8 + 8 * LW_GUARD_MAX_OWNER_CGROUPS);
 static_assert(sizeof(lw_flow_val) == 56);
 
 namespace {

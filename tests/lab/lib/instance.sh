@@ -165,4 +165,22 @@ guard_refuses_leak() {
 	}
 	wait_for "a heartbeat of $owner" 10 grep -q '^heartbeat ' "$log_o" || true
 	gt_check "$owner reads and writes its volume normally under the guard ($(grep -E '^heartbeat ' "$log_o" | tail -1 | cut -c1-170))" _owner_normal
+	# Processes lunwatch has never seen, started inside each instance's cgroup scope
+	# (a qemu helper, or qemu restarted under a new pid): the guard keys on the scope.
+	local dev=${INST_DEVS[$owner]%% *} out
+	_dd_in_scope() {
+		CG="$1" bash -c 'echo $$ > "$CG/cgroup.procs" && exec dd if="$0" bs=512 count=1 iflag=direct status=none' "/dev/$dev" 2>&1 | tr -d '\0'
+	}
+	out=$(_dd_in_scope "${INST_CG[$stale]}")
+	if [[ $out == *'Operation not permitted'* ]]; then
+		gt_pass "GUARD: a new process in $stale's scope is refused $dev too ($(head -1 <<< "$out" | cut -c1-90))"
+	else
+		gt_fail "GUARD: a new process in $stale's scope read $dev: $(head -c 80 <<< "$out")"
+	fi
+	out=$(_dd_in_scope "${INST_CG[$owner]}")
+	if [[ $out == *"$marker"* ]]; then
+		gt_pass "GUARD: a new process in $owner's scope reads $marker (owner by scope)"
+	else
+		gt_fail "GUARD: a new process in $owner's scope could not read $marker: $(head -c 80 <<< "$out")"
+	fi
 }
