@@ -72,6 +72,18 @@ struct dm_target___lw {
 	struct dm_table___lw *table;
 } __attribute__((preserve_access_index));
 
+/*
+ * Reading tracepoint arguments (io.bpf.h, scsi.bpf.h). tp_btf programs get
+ * BTF-typed pointers: a plain field load is CO-RE relocated (vmlinux.h types
+ * and the ___lw flavors carry preserve_access_index) and the verifier turns it
+ * into a fault-safe load (a NULL or bad pointer reads 0), far cheaper than a
+ * bpf_probe_read_kernel call per field. raw_tp programs get
+ * untyped u64s, so their reads must stay BPF_CORE_READ. Each handler takes
+ * `btf` as a compile-time constant and, being always inlined, keeps one code
+ * path: the other branch is folded away in each program.
+ */
+#define LW_ARG_READ(btf, direct, src, ...) ((btf) ? (direct) : BPF_CORE_READ(src, __VA_ARGS__))
+
 /* The gendisk's name ("sda", "dm-0"), or "" without a disk. */
 static __always_inline void lw_disk_name(struct gendisk *disk, char *out, int len)
 {
@@ -95,10 +107,13 @@ static __always_inline __u32 lw_disk_devt(struct gendisk *disk)
 	return lw_devt(BPF_CORE_READ(disk, major), BPF_CORE_READ(disk, first_minor));
 }
 
-/* struct request lives right before its driver payload (blk_mq_rq_from_pdu). */
-static __always_inline struct request *lw_scsi_cmd_to_rq(struct scsi_cmnd___lw *cmd)
+/* Same, by plain loads when disk came from a BTF-typed argument (btf: see LW_ARG_READ). */
+static __always_inline __u32 lw_disk_devt_arg(struct gendisk *disk, const bool btf)
 {
-	return (struct request *)((char *)cmd - bpf_core_type_size(struct request));
+	if (!disk)
+		return 0;
+	return lw_devt(LW_ARG_READ(btf, disk->major, disk, major),
+		       LW_ARG_READ(btf, disk->first_minor, disk, first_minor));
 }
 
 /* First CDB byte, whichever layout the kernel has. */

@@ -25,17 +25,6 @@ static __always_inline void lw_flow_add(struct lw_flow_val *v, int dir, __u32 op
 	v->last_ns = now;
 }
 
-/*
- * Reading the tracepoint's arguments. tp_btf programs get BTF-typed pointers:
- * a plain field load is CO-RE relocated (vmlinux.h types carry
- * preserve_access_index) and the verifier turns it into a fault-safe load, far
- * cheaper than a bpf_probe_read_kernel call per field. raw_tp programs get
- * untyped u64s, so their reads must stay BPF_CORE_READ. Each handler takes
- * `btf` as a compile-time constant and, being always inlined, keeps one code
- * path: the other branch is folded away in each program.
- */
-#define LW_ARG_READ(btf, direct, src, ...) ((btf) ? (direct) : BPF_CORE_READ(src, __VA_ARGS__))
-
 static __always_inline int lw_handle_bio(struct bio *bio, const bool btf)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -131,15 +120,14 @@ static __always_inline int lw_handle_bio_remap(struct bio *bio, __u32 upper, con
 /* request-based remap (dm-multipath): rq is the clone on the path device. */
 static __always_inline int lw_handle_rq_remap(struct request *rq, __u32 upper, const bool btf)
 {
-	__u32 lower;
+	struct gendisk *disk;
 	if (btf) {
-		struct gendisk *disk = ((struct request_queue___lw *)rq->q)->disk;
-		lower = disk ? lw_devt(disk->major, disk->first_minor) : 0;
+		disk = ((struct request_queue___lw *)rq->q)->disk;
 	} else {
 		struct request_queue___lw *q = (void *)BPF_CORE_READ(rq, q);
-		lower = lw_disk_devt(BPF_CORE_READ(q, disk));
+		disk = BPF_CORE_READ(q, disk);
 	}
-	return lw_handle_edge(upper, lower, LW_EDGE_RQ_REMAP);
+	return lw_handle_edge(upper, lw_disk_devt_arg(disk, btf), LW_EDGE_RQ_REMAP);
 }
 
 SEC("tp_btf/block_bio_queue")

@@ -13,32 +13,39 @@
 
 #define LW_SAM_STAT_CHECK_CONDITION 0x02
 
-static __always_inline void lw_sdev_addr(struct scsi_device___lw *sdev, struct lw_scsi_addr *a)
+static __always_inline void lw_sdev_addr(struct scsi_device___lw *sdev, struct lw_scsi_addr *a, const bool btf)
 {
-	a->host = BPF_CORE_READ(sdev, host, host_no);
-	a->channel = BPF_CORE_READ(sdev, channel);
-	a->id = BPF_CORE_READ(sdev, id);
-	a->lun = BPF_CORE_READ(sdev, lun);
+	a->host = LW_ARG_READ(btf, sdev->host->host_no, sdev, host, host_no);
+	a->channel = LW_ARG_READ(btf, sdev->channel, sdev, channel);
+	a->id = LW_ARG_READ(btf, sdev->id, sdev, id);
+	a->lun = LW_ARG_READ(btf, sdev->lun, sdev, lun);
 	a->pad = 0;
 }
 
-static __always_inline struct gendisk *lw_cmd_disk(struct scsi_cmnd___lw *cmd)
+/*
+ * The gendisk a command is for. Its request's queue is the device's own:
+ * scsi_queue_rq takes the scsi_device from req->q->queuedata and sets
+ * cmd->device to it, and scsi_alloc_sdev pairs sdev->request_queue with
+ * q->queuedata, so cmd->device->request_queue == the request's q. Going through
+ * the device (not back from the command to its request, at a negative offset
+ * the verifier refuses for BTF pointers) keeps tp_btf's reads plain loads.
+ */
+static __always_inline struct gendisk *lw_sdev_disk(struct scsi_device___lw *sdev, const bool btf)
 {
-	struct request *rq = lw_scsi_cmd_to_rq(cmd);
-	struct request_queue___lw *q = (void *)BPF_CORE_READ(rq, q);
-	return BPF_CORE_READ(q, disk);
+	return LW_ARG_READ(btf, sdev->request_queue->disk, sdev, request_queue, disk);
 }
 
-static __always_inline int lw_handle_dispatch(struct scsi_cmnd___lw *cmd)
+static __always_inline int lw_handle_dispatch(struct scsi_cmnd___lw *cmd, const bool btf)
 {
 	/* Commands sent before a disk driver binds (scan INQUIRY, REPORT LUNS)
 	 * have no gendisk: nothing to bind yet. */
-	struct gendisk *disk = lw_cmd_disk(cmd);
-	__u32 dev = lw_disk_devt(disk);
+	struct scsi_device___lw *sdev = LW_ARG_READ(btf, cmd->device, cmd, device);
+	struct gendisk *disk = lw_sdev_disk(sdev, btf);
+	__u32 dev = lw_disk_devt_arg(disk, btf);
 	if (!dev)
 		return 0;
 	struct lw_scsi_addr addr;
-	lw_sdev_addr(BPF_CORE_READ(cmd, device), &addr);
+	lw_sdev_addr(sdev, &addr, btf);
 
 	struct lw_scsi_addr *old = bpf_map_lookup_elem(&bindings, &dev);
 	if (old && old->host == addr.host && old->channel == addr.channel && old->id == addr.id &&
@@ -62,16 +69,17 @@ static __always_inline int lw_handle_dispatch(struct scsi_cmnd___lw *cmd)
 	return 0;
 }
 
-static __always_inline int lw_handle_done(struct scsi_cmnd___lw *cmd)
+static __always_inline int lw_handle_done(struct scsi_cmnd___lw *cmd, const bool btf)
 {
-	int result = BPF_CORE_READ(cmd, result);
+	int result = LW_ARG_READ(btf, cmd->result, cmd, result);
 	if (result == 0)
 		return 0;
-	struct gendisk *disk = lw_cmd_disk(cmd);
-	__u32 dev = lw_disk_devt(disk);
+	struct scsi_device___lw *sdev = LW_ARG_READ(btf, cmd->device, cmd, device);
+	struct gendisk *disk = lw_sdev_disk(sdev, btf);
+	__u32 dev = lw_disk_devt_arg(disk, btf);
 	__u8 sense[LW_SENSE_LEN] = {};
 	__u8 status = result & 0xff;
-	unsigned char *sb = BPF_CORE_READ(cmd, sense_buffer);
+	unsigned char *sb = LW_ARG_READ(btf, cmd->sense_buffer, cmd, sense_buffer);
 	if (status == LW_SAM_STAT_CHECK_CONDITION && sb)
 		bpf_probe_read_kernel(sense, sizeof(sense), sb);
 
@@ -118,9 +126,9 @@ static __always_inline int lw_handle_done(struct scsi_cmnd___lw *cmd)
 	}
 
 	struct lw_error_event *e;
-	if (!LW_RESERVE(e, LW_EV_SCSI_ERROR))
+	if (!LW_RESERVE_AT(e, LW_EV_SCSI_ERROR, now))
 		return 0;
-	lw_sdev_addr(BPF_CORE_READ(cmd, device), &e->addr);
+	lw_sdev_addr(sdev, &e->addr, btf);
 	e->dev = dev;
 	e->result = result;
 	e->tgid = bpf_get_current_pid_tgid() >> 32;
@@ -136,23 +144,23 @@ static __always_inline int lw_handle_done(struct scsi_cmnd___lw *cmd)
 SEC("tp_btf/scsi_dispatch_cmd_start")
 int BPF_PROG(lw_scsi_start, struct scsi_cmnd___lw *cmd)
 {
-	return lw_handle_dispatch(cmd);
+	return lw_handle_dispatch(cmd, true);
 }
 
 SEC("raw_tp/scsi_dispatch_cmd_start")
 int BPF_PROG(lw_scsi_start_raw, struct scsi_cmnd___lw *cmd)
 {
-	return lw_handle_dispatch(cmd);
+	return lw_handle_dispatch(cmd, false);
 }
 
 SEC("tp_btf/scsi_dispatch_cmd_done")
 int BPF_PROG(lw_scsi_done, struct scsi_cmnd___lw *cmd)
 {
-	return lw_handle_done(cmd);
+	return lw_handle_done(cmd, true);
 }
 
 SEC("raw_tp/scsi_dispatch_cmd_done")
 int BPF_PROG(lw_scsi_done_raw, struct scsi_cmnd___lw *cmd)
 {
-	return lw_handle_done(cmd);
+	return lw_handle_done(cmd, false);
 }

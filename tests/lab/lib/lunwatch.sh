@@ -410,12 +410,14 @@ dump_checks() {
 	io=$(grep -n 'I/O .*instance-0000000a' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
 	err=$(grep -n 'LOGICAL UNIT NOT SUPPORTED' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
 	trig=$(grep -n '^>>>' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
-	# the remap's scan: the last one before the trigger (logins scan too)
-	scan=$(grep -n 'HOST_SCAN' "$LAB_OUT/dump-show.txt" | cut -d: -f1 | awk -v t="${trig:-0}" '$1 < t' | tail -1)
+	# the remap's scan: the first after the LUN-not-supported error (logins scan too).
+	# The trigger may come before it: lunwatch re-verifies a closed device's paths
+	# while it waits and can see the new LUN before the host scans for it.
+	scan=$(grep -n 'HOST_SCAN' "$LAB_OUT/dump-show.txt" | cut -d: -f1 | awk -v e="${err:-999999}" '$1 > e' | head -1)
 	local leak
 	leak=$(grep -n 'I/O .*instance-0000000a' "$LAB_OUT/dump-show.txt" | cut -d: -f1 | awk -v s="${scan:-999999}" '$1 > s' | head -1)
-	if [[ -n $io && -n $err && -n $scan && -n $trig && -n $leak ]] && ((io < err && err < scan && scan < trig && scan < leak)); then
-		lw_record PASS "dump timeline in order: A's I/O (line $io), LUN not supported ($err), the scan ($scan), the trigger ($trig), A's first read after the remap ($leak)"
+	if [[ -n $io && -n $err && -n $scan && -n $trig && -n $leak ]] && ((io < err && err < trig && err < scan && scan < leak)); then
+		lw_record PASS "dump timeline in order: A's I/O (line $io), LUN not supported ($err), the scan ($scan), the trigger ($trig, $( ((trig < scan)) && echo 'before the scan: seen by re-verification' || echo 'after the scan')), A's first read after the remap ($leak)"
 	else
 		lw_record FAIL "dump timeline order: A's I/O=${io:-missing} LUN-not-supported=${err:-missing} scan=${scan:-missing} trigger=${trig:-missing} A's read after the scan=${leak:-missing} (see dump-show.txt)"
 	fi
