@@ -115,6 +115,20 @@ TEST(InstanceResolver, QemuEnrichedFromLibvirt) {
   EXPECT_EQ(r.stats().instances, 1u);
 }
 
+// Seen once in the lab: /proc said nothing for a live qemu and 23 instances
+// were reported as host processes. The kernel's cgroup of the event still
+// names the instance; without it the answer stays "host process".
+TEST(InstanceResolver, KernelCgroupNamesTheInstanceWhenProcSaysNothing) {
+  InstanceResolver r(kFix + "/proc", kFix + "/libvirt/run");
+  const std::string scope = R"(/machine.slice/machine-qemu\x2d1\x2dinstance\x2d0000002a.scope)";
+  v1::Instance i = r.resolve(999999, scope);
+  EXPECT_EQ(i.name(), "instance-0000002a");
+  EXPECT_EQ(i.uuid(), "6f2e5a9c-1b7d-4e0a-9a43-2f5f0c1d9e11") << "enriched from libvirt all the same";
+  EXPECT_EQ(i.cgroup(), scope);
+  EXPECT_EQ(r.resolve(999999).resolved_from(), "host process");
+  EXPECT_EQ(r.resolve(999999, "/system.slice/cron.service").resolved_from(), "host process");
+}
+
 TEST(InstanceResolver, WithoutLibvirtStillNamesTheInstance) {
   InstanceResolver r(kFix + "/proc", "/nonexistent/libvirt");
   v1::Instance i = r.resolve(4242);

@@ -717,7 +717,7 @@ int Agent::run() {
   auto next_audit = start + std::chrono::seconds(20);
   probes::EventHandler handler = [&](v1::Event&& ev) {
     annotator.annotate(ev);
-    if (ev.has_flow()) *ev.mutable_flow()->mutable_instance() = instances_->resolve(ev.flow().pid());
+    if (ev.has_flow()) *ev.mutable_flow()->mutable_instance() = instances_->resolve(ev.flow().pid(), ev.flow().cgroup());
     if (ev.has_guard()) *ev.mutable_guard()->mutable_instance() = instances_->resolve(ev.guard().pid());
     ev.set_unix_ms(unix_ms());
     feed(std::move(ev));

@@ -183,11 +183,38 @@ v1::Instance InstanceResolver::host_process(uint32_t tgid, std::string comm, std
   return inst;
 }
 
-v1::Instance InstanceResolver::vanished(uint32_t tgid) {
+v1::Instance InstanceResolver::vanished(uint32_t tgid, const std::string& kernel_cgroup) {
   ++stats_.vanished;
-  ++stats_.host;
   cache_.erase(tgid);
-  return host_process(tgid, "", "");
+  if (auto scope = parse_machine_scope(kernel_cgroup)) {
+    ++stats_.instances;
+    return from_scope(tgid, kernel_cgroup, *scope, std::nullopt);
+  }
+  ++stats_.host;
+  return host_process(tgid, "", kernel_cgroup);
+}
+
+// An instance named by its qemu command line and/or its cgroup scope, with
+// what libvirt's domain XML adds.
+v1::Instance InstanceResolver::from_scope(uint32_t tgid, const std::string& cgroup, const std::string& scope_name,
+                                          std::optional<v1::Instance> inst) {
+  if (!inst) {
+    inst.emplace();
+    inst->set_resolved_from("cgroup");
+  }
+  v1::Instance out = std::move(*inst);
+  if (out.name().empty()) out.set_name(scope_name);
+  out.set_pid(tgid);
+  out.set_cgroup(cgroup);
+  if (const LibvirtDomain* d = domain(out.name());
+      d != nullptr && (out.uuid().empty() || out.uuid() == d->instance.uuid())) {
+    out.set_uuid(d->instance.uuid());
+    out.set_display_name(d->instance.display_name());
+    out.set_project_id(d->instance.project_id());
+    out.set_user_id(d->instance.user_id());
+    out.set_resolved_from("libvirt");
+  }
+  return out;
 }
 
 const LibvirtDomain* InstanceResolver::domain(const std::string& name) {
@@ -214,17 +241,25 @@ const LibvirtDomain* InstanceResolver::domain(const std::string& name) {
   return it->second.domain ? &*it->second.domain : nullptr;
 }
 
-v1::Instance InstanceResolver::resolve(uint32_t tgid) {
+v1::Instance InstanceResolver::resolve(uint32_t tgid, const std::string& kernel_cgroup) {
   ++stats_.lookups;
   const std::string base = proc_ + "/" + std::to_string(tgid);
   auto stat = read_file_capped(base + "/stat", 4096);
-  if (!stat) return vanished(tgid);
-  auto start = parse_proc_start_time(*stat);
-  if (!start) {
-    cache_.erase(tgid);
-    ++stats_.host;
-    return host_process(tgid, "", "");
+  if (!stat) {
+    // Gone is normal; anything else (EMFILE, EACCES) would silently turn every
+    // instance into a host process: say so, once a minute.
+    if (stat.error().code != Errc::kNotFound) {
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_error_log_ > std::chrono::seconds(60)) {
+        last_error_log_ = now;
+        log::error("instances: cannot read " + stat.error().message + " (treated as a host process)");
+      }
+      ++stats_.read_errors;
+    }
+    return vanished(tgid, kernel_cgroup);
   }
+  auto start = parse_proc_start_time(*stat);
+  if (!start) return vanished(tgid, kernel_cgroup);
   if (auto it = cache_.find(tgid); it != cache_.end()) {
     if (it->second.start_time == *start) {
       ++stats_.cache_hits;
@@ -240,9 +275,9 @@ v1::Instance InstanceResolver::resolve(uint32_t tgid) {
   }
 
   auto cmdline = read_file_capped(base + "/cmdline", size_t{1} << 20);
-  if (!cmdline) return vanished(tgid);
+  if (!cmdline) return vanished(tgid, kernel_cgroup);
   auto cgroup_text = read_file_capped(base + "/cgroup", 65536);
-  if (!cgroup_text) return vanished(tgid);
+  if (!cgroup_text) return vanished(tgid, kernel_cgroup);
   std::string cgroup = parse_proc_cgroup_v2(*cgroup_text);
 
   std::optional<v1::Instance> inst = parse_qemu_cmdline(split_cmdline(*cmdline));
@@ -250,30 +285,24 @@ v1::Instance InstanceResolver::resolve(uint32_t tgid) {
   v1::Instance out;
   if (!inst && scope_name.empty()) {
     out = host_process(tgid, comm, cgroup);
+    if (comm.rfind("qemu", 0) == 0) {  // a qemu that is no instance we can name: say why, once a minute
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_error_log_ > std::chrono::seconds(60)) {
+        last_error_log_ = now;
+        log::warn("instances: pid " + std::to_string(tgid) + " (" + comm + ") has no -name/-uuid in its " +
+                  std::to_string(cmdline->size()) + "-byte cmdline and no instance scope in cgroup '" + cgroup +
+                  "': treated as a host process");
+      }
+    }
   } else {
-    if (!inst) {
-      inst.emplace();
-      inst->set_resolved_from("cgroup");
-    }
-    out = std::move(*inst);
-    if (out.name().empty()) out.set_name(scope_name);
-    out.set_pid(tgid);
-    out.set_cgroup(cgroup);
-    if (const LibvirtDomain* d = domain(out.name());
-        d != nullptr && (out.uuid().empty() || out.uuid() == d->instance.uuid())) {
-      out.set_uuid(d->instance.uuid());
-      out.set_display_name(d->instance.display_name());
-      out.set_project_id(d->instance.project_id());
-      out.set_user_id(d->instance.user_id());
-      out.set_resolved_from("libvirt");
-    }
+    out = from_scope(tgid, cgroup, scope_name, std::move(inst));
   }
 
   // The process may have exited (or its pid been reused) while we read: only
   // cache an answer whose process is still the one we started with.
   auto again = read_file_capped(base + "/stat", 4096);
   auto start2 = again ? parse_proc_start_time(*again) : std::nullopt;
-  if (again && (!start2 || *start2 != *start)) return vanished(tgid);
+  if (again && (!start2 || *start2 != *start)) return vanished(tgid, kernel_cgroup);
   ++(out.resolved_from() == kHostProcess ? stats_.host : stats_.instances);
   if (!again) return out;  // exited after we read everything: right answer, nothing to cache
   if (cache_.size() >= max_cached_) cache_.clear();

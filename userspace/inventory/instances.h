@@ -2,6 +2,7 @@
 // Process -> instance. The kernel side names a process by tgid; this stage
 // says which Nova instance (if any) it is, from the qemu command line, the
 // systemd machine scope of its cgroup, and the libvirt domain XML.
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -48,6 +49,7 @@ struct InstanceResolverStats {
   uint64_t host = 0;        // resolved to "host process"
   uint64_t instances = 0;   // resolved to a qemu instance (cache misses only)
   uint64_t pid_reuse = 0;   // cached tgid came back with another start time
+  uint64_t read_errors = 0; // /proc unreadable for another reason than "gone" (EMFILE...)
 };
 
 // Reads /proc/<pid>/{stat,cmdline,cgroup,comm} and the libvirt domain XML
@@ -59,7 +61,10 @@ class InstanceResolver {
   explicit InstanceResolver(std::string proc_root = "/proc", std::string libvirt_run_dir = "/run/libvirt/qemu",
                             size_t max_cached = 8192);
 
-  v1::Instance resolve(uint32_t tgid);
+  // kernel_cgroup: the cgroup path the kernel reported with the event (the
+  // flow's cgroup id, named): when /proc says nothing (the process is gone, or
+  // /proc could not be read) an instance scope there still names the instance.
+  v1::Instance resolve(uint32_t tgid, const std::string& kernel_cgroup = "");
   // Drops the cache entry (call on process exit).
   void forget(uint32_t tgid) { cache_.erase(tgid); }
   const InstanceResolverStats& stats() const { return stats_; }
@@ -74,7 +79,9 @@ class InstanceResolver {
     std::optional<LibvirtDomain> domain;  // nullopt when the file did not parse
   };
   v1::Instance host_process(uint32_t tgid, std::string comm, std::string cgroup);
-  v1::Instance vanished(uint32_t tgid);
+  v1::Instance vanished(uint32_t tgid, const std::string& kernel_cgroup);
+  v1::Instance from_scope(uint32_t tgid, const std::string& cgroup, const std::string& scope_name,
+                          std::optional<v1::Instance> inst);
   const LibvirtDomain* domain(const std::string& name);
 
   std::string proc_;
@@ -83,6 +90,7 @@ class InstanceResolver {
   std::unordered_map<uint32_t, Cached> cache_;
   std::map<std::string, Domain> domains_;
   InstanceResolverStats stats_;
+  std::chrono::steady_clock::time_point last_error_log_{};
 };
 
 }  // namespace lunwatch::inventory

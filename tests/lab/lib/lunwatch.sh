@@ -161,6 +161,9 @@ lw_stop() {
 	# let the ring buffer drain what the last actions produced
 	sleep 1
 	[[ -n ${LW_PROM_PID:-} ]] && lw_prometheus_check
+	local fds=(/proc/"$LW_PID"/fd/*) lim
+	read -r _ _ _ lim _ < <(grep '^Max open files' /proc/"$LW_PID"/limits 2>/dev/null)
+	echo "NOTE: lunwatch had ${#fds[@]} open descriptors at stop (limit ${lim:-?})" >> "$LW_ASSERT"
 	kill -INT "$LW_PID" 2>/dev/null
 	local n=0
 	while kill -0 "$LW_PID" 2>/dev/null && ((n < 60)); do sleep 0.25; n=$((n + 1)); done

@@ -248,6 +248,7 @@ mpath_paths() {
 mpath_active_count() { mpath_paths "$1" | awk '$2 == "A"' | wc -l; }
 # mpath_active_is MAP N: exactly N active paths (a predicate for wait_for)
 mpath_active_is() { [[ $(mpath_active_count "$1") == "$2" ]]; }
+mpath_any_active() { (($(mpath_active_count "$1") > 0)); }
 mpath_path_state() { mpath_paths "$1" | awk -v p="$(majmin "$2")" '$1 == p {print $2}'; }
 # os-brick's holder lookup: the dm map holding sdX
 holder_of() { ls "/sys/block/$1/holders" 2>/dev/null | head -1; }

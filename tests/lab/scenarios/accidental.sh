@@ -132,7 +132,8 @@ gt_check "os-brick's holder lookup hands B the stale map $DM" test "$BDM" == "$D
 if [[ -n $NSD2 && $NSD2 != "$SD2" && -z $(holder_of "$NSD2") ]]; then
 	log "new path $NSD2 (WWID $(sysfs_wwid "$NSD2")) is not in $DM"
 fi
-wait_for "paths of $DM active" 40 bash -c "dmsetup status $WWID_A | grep -q ' A '" \
+# a path's own state (the status line's group state is also 'A': not that)
+wait_for "a path of $DM active" 40 mpath_any_active "$WWID_A" \
 	&& gt_pass "path checker reinstated path(s) of the stale map (TUR ok)" || gt_fail "no path of $DM reinstated: $(dmsetup status "$WWID_A")"
 INST_SERIALS=$SERIAL_B instance_start B 11 "${BDM:-$DM}"
 instance_wait_marker B VOLUME-B-MARKER 30 && gt_pass "B reads volB through the stale map $DM (named mpath-$WWID_A, volA's WWID)" \
