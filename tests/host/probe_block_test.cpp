@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "../unit/test_util.h"
 #include "loopdev.h"
 #include "probes/hooks.h"
 #include "probes/loader.h"
@@ -297,4 +298,34 @@ TEST(AgentBinary, ExitCodesSayWhatIsMissing) {
 
   auto [rc_usage, out_usage] = run_cmd(std::string(LUNWATCH_BIN) + " run --no-such-flag");
   EXPECT_EQ(rc_usage, 2) << out_usage;
+}
+
+// New settings of this change: a bad value is one clear line and exit 2, before
+// any probe is loaded; a secret in the same file never reaches that line.
+TEST(AgentBinary, BadContainmentAndAllowlistSettingsAreUsageErrors) {
+  ASSERT_EQ(::geteuid(), 0u);
+  lunwatch::testutil::TempDir d;
+  d.write("bad-timeout.conf", "[containment]\nactions = pause\ntimeout = soon\n"
+                              "[cinder]\nauth_url = http://127.0.0.1:1/v3\npassword = s3cr3t-pw\n");
+  auto [rc_t, out_t] = run_cmd(std::string(LUNWATCH_BIN) + " run --duration 1 --config " + d.path() + "/bad-timeout.conf");
+  EXPECT_EQ(rc_t, 2) << out_t;
+  EXPECT_NE(out_t.find("[containment] timeout is not a number: soon"), std::string::npos) << out_t;
+  EXPECT_EQ(out_t.find("s3cr3t-pw"), std::string::npos) << out_t;
+
+  auto [rc_a, out_a] = run_cmd(std::string(LUNWATCH_BIN) + " run --duration 1 --contain offline,reboot");
+  EXPECT_EQ(rc_a, 2) << out_a;
+  EXPECT_NE(out_a.find("unknown containment action 'reboot'"), std::string::npos) << out_a;
+  EXPECT_EQ(out_a.find("watching with"), std::string::npos) << "refused before loading probes: " << out_a;
+
+  d.write("zero.conf", "[containment]\nactions = offline\ntimeout = 0\n");
+  auto [rc_z, out_z] = run_cmd(std::string(LUNWATCH_BIN) + " run --duration 1 --config " + d.path() + "/zero.conf");
+  EXPECT_EQ(rc_z, 2) << out_z;
+  EXPECT_NE(out_z.find("containment timeout must be > 0"), std::string::npos) << out_z;
+
+  // An allowlist entry is a free-form comm prefix: blanks and empties are dropped,
+  // the agent runs.
+  d.write("allow.conf", "[agent]\nhost_allowlist = , backup-agent ,, \nmetrics_listen =\n");
+  auto [rc_ok, out_ok] = run_cmd(std::string(LUNWATCH_BIN) + " run --duration 1 --dump-severity off --state-file " +
+                                 d.path() + "/b.json --pid-file " + d.path() + "/pid --config " + d.path() + "/allow.conf");
+  EXPECT_EQ(rc_ok, 0) << out_ok;
 }

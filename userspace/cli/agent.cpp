@@ -561,6 +561,18 @@ void Agent::sync_guard() {
 
 int Agent::run() {
   const auto& r = o_.run;
+  // Settings first: a bad one is a usage error before anything is loaded.
+  {
+    contain::Options co = o_.contain;  // containment on confirmed leaks (off unless configured)
+    std::string err;
+    if (!contain::parse_actions(o_.contain_actions, co, &err)) return log::error(err), 2;
+    if (!(co.timeout_s > 0)) return log::error("containment timeout must be > 0 seconds"), 2;
+    co.sysfs_root = o_.sysfs_root;
+    contain_ = std::make_unique<contain::Runner>(co);
+    if (contain_->enabled())
+      log::warn("containment on a confirmed leak: " + contain::actions_string(co) +
+                (co.pause_domain ? " (virsh -c " + co.libvirt_uri + ")" : ""));
+  }
   probes::ProbeOptions po;
   po.disabled_hooks.insert(r.disabled_hooks.begin(), r.disabled_hooks.end());
   po.verbose = r.verbose;
@@ -607,18 +619,6 @@ int Agent::run() {
     auto maps = guard::GuardMaps::open(o_.pin_dir);
     if (maps.ok()) maps.value().set_mode(LW_GUARD_OFF);
     guard::unpin_links(o_.pin_dir);
-  }
-
-  // Containment on confirmed leaks (off unless configured).
-  {
-    contain::Options co = o_.contain;
-    std::string err;
-    if (!contain::parse_actions(o_.contain_actions, co, &err)) return log::error(err), 2;
-    co.sysfs_root = o_.sysfs_root;
-    contain_ = std::make_unique<contain::Runner>(co);
-    if (contain_->enabled())
-      log::warn("containment on a confirmed leak: " + contain::actions_string(co) +
-                (co.pause_domain ? " (virsh -c " + co.libvirt_uri + ")" : ""));
   }
 
   // Sinks.
