@@ -31,6 +31,10 @@ static __always_inline bool lw_is_owner(struct lw_guard_dev *g, __u32 tgid, __u6
 	for (int i = 0; i < LW_GUARD_MAX_OWNERS; i++)
 		if (i < g->n_owners && g->owners[i] == tgid)
 			return true;
+	if (!g->n_owner_cgroups)
+		return false;
+	if (!cgid)
+		cgid = bpf_get_current_cgroup_id();
 #pragma unroll
 	for (int i = 0; i < LW_GUARD_MAX_OWNER_CGROUPS; i++)
 		if (i < g->n_owner_cgroups && g->owner_cgroups[i] == cgid)
@@ -86,14 +90,18 @@ static __always_inline int lw_guard_check(struct file *file, __u32 mask)
 	/* An instance process: its tgid is known, or it runs in an instance's
 	 * cgroup scope. Host processes are watched (HOST_PROCESS_ACCESS), not
 	 * refused, except on a quarantined device. */
-	__u64 cgid = bpf_get_current_cgroup_id();
-	bool instance = bpf_map_lookup_elem(&guard_procs, &tgid) || bpf_map_lookup_elem(&guard_cgroups, &cgid);
+	__u64 cgid = 0; /* looked up only when the tgid says nothing */
+	bool instance = bpf_map_lookup_elem(&guard_procs, &tgid);
+	if (!instance) {
+		cgid = bpf_get_current_cgroup_id();
+		instance = bpf_map_lookup_elem(&guard_cgroups, &cgid);
+	}
 	if (g->state != LW_GUARD_QUARANTINE && !instance)
 		return 0;
 	lw_gcount(LW_GSTAT_CHECKS);
 	if (bpf_map_lookup_elem(&guard_allow, &tgid))
 		return 0;
-	bool deny = g->state == LW_GUARD_QUARANTINE || g->state != LW_GUARD_VERIFIED || !lw_is_owner(g, tgid, cgid);
+	bool deny = g->state != LW_GUARD_VERIFIED || !lw_is_owner(g, tgid, cgid);
 	if (!deny)
 		return 0;
 	bool enforce = cfg->mode == LW_GUARD_ENFORCE;

@@ -71,6 +71,17 @@ std::string fake_virsh(const testutil::TempDir& d, const std::string& body) {
   return path;
 }
 
+// One leak through a runner that only pauses, with this virsh; its results.
+std::vector<v1::Alert> pause_once(const std::string& virsh, double timeout_s = 15) {
+  contain::Options o;
+  o.pause_domain = true;
+  o.virsh = virsh;
+  o.timeout_s = timeout_s;
+  contain::Runner r(o);
+  r.start(leak(), now_ns());
+  return wait_results(r);
+}
+
 void scsi_device(const testutil::TempDir& d, const std::string& hctl, const std::string& state) {
   d.write("sys/class/scsi_device/" + hctl + "/device/state", state + "\n");
 }
@@ -196,14 +207,8 @@ TEST(ContainmentRunner, PausesThroughVirshWithTheUriAndUuid) {
 
 TEST(ContainmentRunner, AHungVirshIsKilledAtTheDeadline) {
   testutil::TempDir d;
-  contain::Options o;
-  o.pause_domain = true;
-  o.timeout_s = 0.3;
-  o.virsh = fake_virsh(d, "exec sleep 30");
-  contain::Runner r(o);
   auto t0 = std::chrono::steady_clock::now();
-  r.start(leak(), now_ns());
-  auto got = wait_results(r);
+  auto got = pause_once(fake_virsh(d, "exec sleep 30"), 0.3);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].containment(0).result(), v1::CONTAIN_TIMEOUT) << got[0].containment(0).detail();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10)) << "not waited for sleep 30";
@@ -211,22 +216,12 @@ TEST(ContainmentRunner, AHungVirshIsKilledAtTheDeadline) {
 
 TEST(ContainmentRunner, AFailingOrMissingVirshIsReportedWithItsOutput) {
   testutil::TempDir d;
-  contain::Options o;
-  o.pause_domain = true;
-  o.virsh = fake_virsh(d, "echo 'error: failed to get domain' >&2; exit 1");
-  contain::Runner r(o);
-  r.start(leak(), now_ns());
-  auto got = wait_results(r);
+  auto got = pause_once(fake_virsh(d, "echo 'error: failed to get domain' >&2; exit 1"));
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].containment(0).result(), v1::CONTAIN_FAILED);
   EXPECT_NE(got[0].containment(0).detail().find("failed to get domain"), std::string::npos);
 
-  contain::Options m;
-  m.pause_domain = true;
-  m.virsh = d.path() + "/no-such-virsh";
-  contain::Runner missing(m);
-  missing.start(leak(), now_ns());
-  got = wait_results(missing);
+  got = pause_once(d.path() + "/no-such-virsh");
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].containment(0).result(), v1::CONTAIN_FAILED);
   EXPECT_NE(got[0].containment(0).detail().find("cannot run"), std::string::npos) << got[0].containment(0).detail();
@@ -234,12 +229,7 @@ TEST(ContainmentRunner, AFailingOrMissingVirshIsReportedWithItsOutput) {
 
 TEST(ContainmentRunner, ResultsReachBothAlertFormats) {
   testutil::TempDir d;
-  contain::Options o;
-  o.pause_domain = true;
-  o.virsh = fake_virsh(d, "exit 0");
-  contain::Runner r(o);
-  r.start(leak(), now_ns());
-  auto got = wait_results(r);
+  auto got = pause_once(fake_virsh(d, "exit 0"));
   ASSERT_EQ(got.size(), 1u);
   auto falco = nlohmann::json::parse(sinks::to_falco_json(got[0]));
   EXPECT_EQ(falco["output_fields"]["lunwatch.containment"], std::string("pause_domain ") + kUuidA + " done");

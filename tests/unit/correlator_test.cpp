@@ -116,17 +116,24 @@ class Stream {
     return a;
   }
 
-  Output libvirt(const std::vector<v1::Attachment>& atts) {
+  static v1::Instance domain(const std::string& uuid, const std::string& name, uint32_t pid = 0) {
+    v1::Instance i;
+    i.set_uuid(uuid);
+    i.set_name(name);
+    i.set_pid(pid);
+    return i;
+  }
+  // libvirt's view: these disks, and the domains (by default one per disk's
+  // instance; given, they may list a domain with no disk, or its pid).
+  Output libvirt(const std::vector<v1::Attachment>& atts, const std::vector<v1::Instance>& domains = {}) {
     v1::Event ev;
     auto* s = ev.mutable_inventory();
     s->set_kind(v1::SOURCE_LIBVIRT);
     s->set_last_good_unix_ms(1);
-    for (const auto& a : atts) {
-      *s->add_attachments() = a;
-      auto* i = s->add_instances();
-      i->set_uuid(a.instance_uuid());
-      i->set_name(a.instance_name());
-    }
+    for (const auto& a : atts) *s->add_attachments() = a;
+    if (domains.empty())
+      for (const auto& a : atts) *s->add_instances() = domain(a.instance_uuid(), a.instance_name());
+    for (const auto& d : domains) *s->add_instances() = d;
     return feed(ev);
   }
   Output cinder(const std::vector<v1::Attachment>& atts) {
@@ -466,23 +473,14 @@ TEST(GuardPolicy, OwnerFollowsTheVerifiedIdentity) {
 TEST(GuardPolicy, AnInstanceListedWithoutDisksIsStillGuarded) {
   Stream s;
   attach_a(s);
-  v1::Event ev;
-  auto* snap = ev.mutable_inventory();
-  snap->set_kind(v1::SOURCE_LIBVIRT);
-  snap->set_last_good_unix_ms(2);
-  auto* ia = snap->add_instances();  // A: listed, its disk gone from the XML
-  ia->set_uuid(kUuidA);
-  ia->set_name("instance-0000000a");
-  *snap->add_attachments() = Stream::libvirt_att(kUuidB, "instance-0000000b", kVolB);
-  auto* ib = snap->add_instances();
-  ib->set_uuid(kUuidB);
-  ib->set_name("instance-0000000b");
   // In the lab's order: Cinder's records, the scan's re-verification, then
   // B's domain and its first I/O.
   s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a"),
             Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b")});
   s.identity_both(kWb, kVolB);
-  s.feed(ev);
+  s.libvirt({Stream::libvirt_att(kUuidB, "instance-0000000b", kVolB)},
+            {Stream::domain(kUuidA, "instance-0000000a"),  // A: listed, its disk gone from the XML
+             Stream::domain(kUuidB, "instance-0000000b")});
   s.flow(1022, "qemu-system-x86", kUuidB, "instance-0000000b");
   auto p = guard::compute_policy(s.c());
   EXPECT_TRUE(p.instance_tgids.count(452)) << "A's qemu left the guard's reach when its disk left the XML";
@@ -501,20 +499,9 @@ TEST(GuardPolicy, InstancePidsComeFromLibvirtBeforeAnyIo) {
   s.topology();
   s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
   s.identity_both(kWa, kVolA);
-  v1::Event ev;
-  auto* snap = ev.mutable_inventory();
-  snap->set_kind(v1::SOURCE_LIBVIRT);
-  snap->set_last_good_unix_ms(1);
-  *snap->add_attachments() = Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA);
-  auto* ia = snap->add_instances();
-  ia->set_uuid(kUuidA);
-  ia->set_name("instance-0000000a");
-  ia->set_pid(4242);  // <domstatus pid=...>, no flow of it yet
-  auto* ib = snap->add_instances();
-  ib->set_uuid(kUuidB);
-  ib->set_name("instance-0000000b");
-  ib->set_pid(4343);
-  s.feed(ev);
+  s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA)},
+            {Stream::domain(kUuidA, "instance-0000000a", 4242),  // <domstatus pid=...>, no flow of it yet
+             Stream::domain(kUuidB, "instance-0000000b", 4343)});
   auto p = guard::compute_policy(s.c());
   EXPECT_TRUE(p.instance_tgids.count(4242));
   EXPECT_TRUE(p.instance_tgids.count(4343)) << "B holds nothing yet but must be refused A's volume";

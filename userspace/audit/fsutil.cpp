@@ -104,11 +104,4 @@ std::string to_lower(std::string_view s) {
   return out;
 }
 
-std::string read_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  if (!in || !std::getline(in, line)) return "";
-  return trim(line);
-}
-
 }  // namespace lunwatch::audit

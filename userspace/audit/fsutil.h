@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/files.h"
 #include "common/result.h"
 
 namespace lunwatch::audit {
@@ -30,8 +31,7 @@ bool is_dir(const std::string& path);
 bool exists(const std::string& path);  // lstat: a dangling symlink exists
 // glob(3) results, sorted; empty on no match.
 std::vector<std::string> glob_paths(const std::string& pattern);
-// First line of a small file, whitespace-trimmed; "" when unreadable.
-std::string read_line(const std::string& path);
+using lunwatch::read_line;  // common/files.h
 
 std::string trim(std::string_view s);
 std::string to_lower(std::string_view s);

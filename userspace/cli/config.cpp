@@ -42,15 +42,16 @@ Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& 
     return v.value();
   };
   Result<bool> bad = true;
-  auto num = [&](const char* key, double& out) {
-    if (auto v = get("agent", key)) {
+  auto num_in = [&](const char* sec, const char* key, double& out) {
+    if (auto v = get(sec, key)) {
       try {
         out = std::stod(*v);
       } catch (...) {
-        bad = make_error(Errc::kParse, path + ": [agent] " + key + " is not a number: " + *v);
+        bad = make_error(Errc::kParse, path + ": [" + sec + "] " + key + " is not a number: " + *v);
       }
     }
   };
+  auto num = [&](const char* key, double& out) { num_in("agent", key, out); };
   auto str = [&](const char* key, std::string& out) {
     if (auto v = get("agent", key)) out = *v;
   };
@@ -78,13 +79,7 @@ Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& 
   if (auto v = get("containment", "actions")) o.contain_actions = *v;
   if (auto v = get("containment", "virsh")) o.contain.virsh = *v;
   if (auto v = get("containment", "libvirt_uri")) o.contain.libvirt_uri = *v;
-  if (auto v = get("containment", "timeout")) {
-    try {
-      o.contain.timeout_s = std::stod(*v);
-    } catch (...) {
-      bad = make_error(Errc::kParse, path + ": [containment] timeout is not a number: " + *v);
-    }
-  }
+  num_in("containment", "timeout", o.contain.timeout_s);
   if (!bad.ok()) return bad.error();
 
   auto auth_url = get("cinder", "auth_url");

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/files.h"
 #include "common/log.h"
 
 extern char** environ;
@@ -42,13 +43,6 @@ std::string one_line(const std::string& s, size_t max = 240) {
 
 bool full_hctl(const std::string& h) {
   return !h.empty() && h.find('-') == std::string::npos && std::count(h.begin(), h.end(), ':') == 3;
-}
-
-std::string read_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string s;
-  std::getline(in, s);
-  return s;
 }
 
 }  // namespace

@@ -3,10 +3,9 @@
 #include <sys/stat.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "inventory/instances.h"
+#include "inventory/source.h"
 
 namespace lunwatch::inventory {
 
@@ -38,10 +37,8 @@ std::string CgroupPaths::path(uint64_t id) {
 }
 
 uint64_t instance_cgroup_id(uint32_t pid, const std::string& proc_root, const std::string& cgroup_root) {
-  std::ifstream in(proc_root + "/" + std::to_string(pid) + "/cgroup");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string path = parse_proc_cgroup_v2(ss.str());
+  auto text = read_file_capped(proc_root + "/" + std::to_string(pid) + "/cgroup", 65536);
+  std::string path = text ? parse_proc_cgroup_v2(*text) : "";
   if (path.empty() || !parse_machine_scope(path)) return 0;
   struct stat st {};
   if (::stat((cgroup_root + path).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return 0;

@@ -33,8 +33,7 @@ instance_start() {
 	# under lunwatch's guard an open may be refused for a moment (re-verification):
 	# the helper retries it (reporting open-denied/open-allowed) instead of exiting
 	[[ ${LAB_GUARD:-monitor} == enforce ]] && opts+=(-lab-open-retry-s 30)
-	CG="$cg" bash -c 'echo $$ > "$CG/cgroup.procs" && exec "$0" "$@"' "$LAB_QEMU" "${args[@]}" "${opts[@]}" \
-		> "$LAB_OUT/instance-$key.log" 2>&1 &
+	CG="$cg" "${IN_CGROUP[@]}" "$LAB_QEMU" "${args[@]}" "${opts[@]}" > "$LAB_OUT/instance-$key.log" 2>&1 &
 	local pid=$!
 	INST_PID[$key]=$pid
 	INST_NAME[$key]=$name
@@ -49,6 +48,25 @@ instance_start() {
 		|| fatal "instance $key did not start: $(tail -3 "$LAB_OUT/instance-$key.log")"
 	log "instance $key: pid $pid $name (${cg#/sys/fs/cgroup}) on ${devs[*]}"
 }
+
+# nova_metadata NAME TENANT: the <metadata> Nova writes into a domain (display name,
+# owner user and project), shared by the status XML here and libvirt.sh's domains
+nova_metadata() {
+	cat <<-XML
+	<metadata>
+	  <nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">
+	    <nova:name>lab-$1</nova:name>
+	    <nova:owner>
+	      <nova:user uuid="00000000-0000-4000-8000-0000000000aa">lab</nova:user>
+	      <nova:project uuid="00000000-0000-4000-8000-$(printf '%012x' "$2")">tenant-$2</nova:project>
+	    </nova:owner>
+	  </nova:instance>
+	</metadata>
+	XML
+}
+# CG=CGROUP_DIR "${IN_CGROUP[@]}" CMD...: runs CMD as a process of that cgroup (the
+# shell joins it, then execs CMD, so a background job's $! is CMD's pid)
+IN_CGROUP=(bash -c 'echo $$ > "$CG/cgroup.procs" && exec "$0" "$@"')
 
 declare -A INST_STOPPED=()
 # libvirt_domain NAME UUID PID DEV...: libvirt's live status XML and pid file, as Nova's
@@ -76,15 +94,7 @@ libvirt_domain() {
 	  <domain type='kvm' id='$INST_SEQ'>
 	    <name>$name</name>
 	    <uuid>$uuid</uuid>
-	    <metadata>
-	      <nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">
-	        <nova:name>lab-$name</nova:name>
-	        <nova:owner>
-	          <nova:user uuid="00000000-0000-4000-8000-0000000000aa">lab</nova:user>
-	          <nova:project uuid="00000000-0000-4000-8000-$(printf '%012x' "$INST_SEQ")">tenant-$INST_SEQ</nova:project>
-	        </nova:owner>
-	      </nova:instance>
-	    </metadata>
+	$(nova_metadata "$name" "$INST_SEQ")
 	    <devices>
 	      <emulator>/usr/bin/qemu-system-x86_64</emulator>
 	$disks    </devices>
@@ -168,9 +178,7 @@ guard_refuses_leak() {
 	# Processes lunwatch has never seen, started inside each instance's cgroup scope
 	# (a qemu helper, or qemu restarted under a new pid): the guard keys on the scope.
 	local dev=${INST_DEVS[$owner]%% *} out
-	_dd_in_scope() {
-		CG="$1" bash -c 'echo $$ > "$CG/cgroup.procs" && exec dd if="$0" bs=512 count=1 iflag=direct status=none' "/dev/$dev" 2>&1 | tr -d '\0'
-	}
+	_dd_in_scope() { CG="$1" "${IN_CGROUP[@]}" dd if="/dev/$dev" bs=512 count=1 iflag=direct status=none 2>&1 | tr -d '\0'; }
 	out=$(_dd_in_scope "${INST_CG[$stale]}")
 	if [[ $out == *'Operation not permitted'* ]]; then
 		gt_pass "GUARD: a new process in $stale's scope is refused $dev too ($(head -1 <<< "$out" | cut -c1-90))"

@@ -55,15 +55,7 @@ vm_start() {
 	<domain type='qemu'>
 	  <name>$name</name>
 	  <uuid>$uuid</uuid>
-	  <metadata>
-	    <nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">
-	      <nova:name>lab-$name</nova:name>
-	      <nova:owner>
-	        <nova:user uuid="00000000-0000-4000-8000-0000000000aa">lab</nova:user>
-	        <nova:project uuid="00000000-0000-4000-8000-$(printf '%012x' "$num")">tenant-$num</nova:project>
-	      </nova:owner>
-	    </nova:instance>
-	  </metadata>
+	$(nova_metadata "$name" "$num")
 	  <memory unit='MiB'>32</memory>
 	  <vcpu>1</vcpu>
 	  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>

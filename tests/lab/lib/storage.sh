@@ -169,6 +169,25 @@ sd_of() {
 }
 hctl_of() { local d; d=$(realpath "/sys/block/$1/device"); echo "${d##*/}"; }
 majmin() { local m; read -r m < "/sys/block/$1/dev" && echo "$m"; }
+# initiator_up: iscsid, the nft table for network faults, the path checker
+initiator_up() { iscsid_start; net_setup; mpathd_start; }
+# attach_mpath IQN LUN P1 P2: os-brick's connect_volume of a multipath volume: log in
+# to both portals, scan the LUN, build the map as multipathd names it. Sets H1 H2
+# (SCSI hosts), S1 S2 (sessions), SD1 SD2, HCTL1 HCTL2, MM1 MM2, NAA, WWID (map
+# name) and DM (dm-N).
+attach_mpath() {
+	local iqn=$1 lun=$2 p1=$3 p2=$4
+	iscsi_login "$iqn" "$p1"
+	iscsi_login "$iqn" "$p2"
+	H1=$(iscsi_host "$iqn" "$p1") H2=$(iscsi_host "$iqn" "$p2")
+	S1=$(iscsi_session "$iqn" "$p1") S2=$(iscsi_session "$iqn" "$p2")
+	read -r SD1 SD2 <<< "$(attach_paths "$iqn" "$lun" "$p1" "$p2")"
+	HCTL1=$(hctl_of "$SD1") HCTL2=$(hctl_of "$SD2")
+	MM1=$(majmin "$SD1") MM2=$(majmin "$SD2")
+	NAA=$(vpd_naa "$SD1")
+	WWID=$(mpath_name "$NAA")
+	DM=$(mpath_create "$WWID" "$SD1" "$SD2")
+}
 # attach_paths IQN LUN IP... -> prints sdX for each portal (scans, waits for the disks)
 attach_paths() {
 	local iqn=$1 lun=$2 ip h sd out=()

@@ -36,22 +36,12 @@ step "target with two portals; volA, volB"
 target_create "$IQN" "$P1" "$P2"
 volume_create volA "$SERIAL_A" 64 VOLUME-A-MARKER
 volume_create volB "$SERIAL_B" 64 VOLUME-B-MARKER
-iscsid_start
-net_setup
-mpathd_start
+initiator_up
 
 step "attach volA to instance A at LUN 1 over both portals"
 lun_map "$IQN" 1 volA
-iscsi_login "$IQN" "$P1"
-iscsi_login "$IQN" "$P2"
-H1=$(iscsi_host "$IQN" "$P1") H2=$(iscsi_host "$IQN" "$P2")
-S1=$(iscsi_session "$IQN" "$P1") S2=$(iscsi_session "$IQN" "$P2")
-read -r SD1 SD2 <<< "$(attach_paths "$IQN" 1 "$P1" "$P2")"
-HCTL1=$(hctl_of "$SD1") HCTL2=$(hctl_of "$SD2")
-MM1=$(majmin "$SD1") MM2=$(majmin "$SD2")
-NAA_A=$(vpd_naa "$SD1")
-WWID_A=$(mpath_name "$NAA_A")
-DM=$(mpath_create "$WWID_A" "$SD1" "$SD2")
+attach_mpath "$IQN" 1 "$P1" "$P2"
+NAA_A=$NAA WWID_A=$WWID
 log "volA ($NAA_A) = $DM over $SD1 ($HCTL1 via $P1) and $SD2 ($HCTL2 via $P2)"
 cinder_attach A 10 "$SERIAL_A" "$IQN" 1 "$P1" "$P2"
 INST_SERIALS=$SERIAL_A instance_start A 10 "$DM"

@@ -42,24 +42,25 @@ set_mode() { "$LW" guard mode "$1" > /dev/null; }
 prog_stats() { # prints "run_time_ns run_cnt" of the named program
 	bpftool -j prog show name "$1" 2>/dev/null | jq -rs '[.[] | if type == "array" then .[] else . end] | "\(map(.run_time_ns // 0) | add // 0) \(map(.run_cnt // 0) | add // 0)"'
 }
-declare -A R
-G_NS=0 G_CNT=0 B_NS=0 B_CNT=0
+declare -A R PROG_NS PROG_CNT
+# measured W MODE CMD...: runs CMD; in enforce rounds adds lw_guard_perm's run time
+# and runs during it to workload W's totals
+measured() {
+	local w=$1 mode=$2 ns0 cnt0 ns1 cnt1
+	shift 2
+	read -r ns0 cnt0 <<< "$(prog_stats lw_guard_perm)"
+	"$@"
+	read -r ns1 cnt1 <<< "$(prog_stats lw_guard_perm)"
+	if [[ $mode == enforce && -n $ns1 ]]; then
+		PROG_NS[$w]=$((${PROG_NS[$w]:-0} + ns1 - ns0)) PROG_CNT[$w]=$((${PROG_CNT[$w]:-0} + cnt1 - cnt0))
+	fi
+}
 for r in $(seq 1 "$ROUNDS"); do
 	for mode in off enforce; do
 		set_mode "$mode"
 		[[ $mode == enforce ]] || "$LW" guard release "$LOOP" > /dev/null 2>&1
-		read -r ns0 cnt0 <<< "$(prog_stats lw_guard_perm)"
-		fio_tmpfs "$LAB_OUT/tmpfs-$mode-$r.json"
-		read -r ns1 cnt1 <<< "$(prog_stats lw_guard_perm)"
-		if [[ $mode == enforce && -n $ns1 ]]; then
-			G_NS=$((G_NS + ns1 - ns0)) G_CNT=$((G_CNT + cnt1 - cnt0))
-		fi
-		read -r ns0 cnt0 <<< "$(prog_stats lw_guard_perm)"
-		fio_block "$LAB_OUT/block-$mode-$r.json" "$mode"
-		read -r ns1 cnt1 <<< "$(prog_stats lw_guard_perm)"
-		if [[ $mode == enforce && -n $ns1 ]]; then
-			B_NS=$((B_NS + ns1 - ns0)) B_CNT=$((B_CNT + cnt1 - cnt0))
-		fi
+		measured tmpfs "$mode" fio_tmpfs "$LAB_OUT/tmpfs-$mode-$r.json"
+		measured block "$mode" fio_block "$LAB_OUT/block-$mode-$r.json" "$mode"
 		R[tmpfs-$mode]+="$(iops "$LAB_OUT/tmpfs-$mode-$r.json") "
 		R[block-$mode]+="$(iops "$LAB_OUT/block-$mode-$r.json") "
 	done
@@ -80,24 +81,20 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR
 		printf '%-42s %-24s %10.0f %8s %8s\n' "$desc (off)" "${R[$w-off]}" "$off" 1.000 -
 		printf '%-42s %-24s %10.0f %8s %8s\n' "$desc (enforce)" "${R[$w-enforce]}" "$on" "$ratio" ">=$target"
 	done
-	# the program's cost against one tmpfs operation of the "off" rounds of this run:
+	# the program's cost against one operation of the "off" rounds of this run:
 	# steadier under TCG than the IOPS ratio, which carries the emulator's noise
-	if ((G_CNT > 0)); then
-		off=$(median <<< "${R[tmpfs-off]}")
-		awk -v ns="$G_NS" -v n="$G_CNT" -v iops="$off" 'BEGIN {
-			per = ns / n; op = 1e9 / iops
-			printf "lw_guard_perm: %.0f ns per call over %d calls (tmpfs rounds, kernel.bpf_stats); one tmpfs op (off) %.0f ns; implied ratio %.4f (target >=0.99)\n", per, n, op, op / (op + per)
-		}'
-	else
-		echo "lw_guard_perm: no run time (kernel.bpf_stats off or bpftool missing)"
-	fi
-	if ((B_CNT > 0)); then
-		off=$(median <<< "${R[block-off]}")
-		awk -v ns="$B_NS" -v n="$B_CNT" -v iops="$off" 'BEGIN {
-			per = ns / n; op = 1e9 / iops
-			printf "lw_guard_perm: %.0f ns per call over %d calls (guarded-device rounds); one owner I/O (off) %.0f ns; implied ratio %.4f (target >=0.98)\n", per, n, op, op / (op + per)
-		}'
-	fi
+	for w in tmpfs block; do
+		if ((${PROG_CNT[$w]:-0} > 0)); then
+			target=0.99 what="tmpfs rounds; one tmpfs op"
+			[[ $w == block ]] && target=0.98 what="guarded-device rounds; one owner I/O"
+			awk -v ns="${PROG_NS[$w]}" -v n="${PROG_CNT[$w]}" -v iops="$(median <<< "${R[$w-off]}")" -v what="$what" -v t="$target" 'BEGIN {
+				per = ns / n; op = 1e9 / iops
+				printf "lw_guard_perm: %.0f ns per call over %d calls (%s (off) %.0f ns); implied ratio %.4f (target >=%s)\n", per, n, what, op, op / (op + per), t
+			}'
+		else
+			echo "lw_guard_perm ($w): no run time (kernel.bpf_stats off or bpftool missing)"
+		fi
+	done
 	echo "denials during the owner's runs: $(grep -o 'denied [0-9]*' "$LAB_OUT/guard-status-end.txt")"
 } | tee "$LAB_OUT/bench-guard.txt"
 kill "$LWP" 2>/dev/null

@@ -29,9 +29,7 @@ step "target with two portals; volA (fileio) and volC (iblock on a loop device)"
 target_create "$IQN" "$P1" "$P2"
 volume_create volA "$SERIAL_A" 64 VOLUME-A-MARKER
 volume_create_iblock volC "$SERIAL_C" 64 VOLUME-C-MARKER
-iscsid_start
-net_setup
-mpathd_start
+initiator_up
 
 identity_ok() { # sdX SERIAL: sysfs wwid == SG_IO VPD 0x83 and SG_IO serial == SERIAL
 	local sw vw vs

@@ -32,20 +32,12 @@ step "target: $IQN with portals $P1 and $P2; volA and volB"
 target_create "$IQN" "$P1" "$P2"
 volume_create volA "$SERIAL_A" 64 VOLUME-A-MARKER
 volume_create volB "$SERIAL_B" 64 VOLUME-B-MARKER
-iscsid_start
-net_setup
-mpathd_start
+initiator_up
 
 step "attach volA to instance A (a real libvirt domain) at LUN 1"
 lun_map "$IQN" 1 volA
-iscsi_login "$IQN" "$P1"
-iscsi_login "$IQN" "$P2"
-H1=$(iscsi_host "$IQN" "$P1") H2=$(iscsi_host "$IQN" "$P2")
-read -r SD1 SD2 <<< "$(attach_paths "$IQN" 1 "$P1" "$P2")"
-HCTL1=$(hctl_of "$SD1") HCTL2=$(hctl_of "$SD2")
-NAA_A=$(vpd_naa "$SD1")
-WWID_A=$(mpath_name "$NAA_A")
-DM=$(mpath_create "$WWID_A" "$SD1" "$SD2")
+attach_mpath "$IQN" 1 "$P1" "$P2"
+NAA_A=$NAA WWID_A=$WWID
 log "volA = $DM over $SD1 ($HCTL1) and $SD2 ($HCTL2)"
 cinder_attach A 10 "$SERIAL_A" "$IQN" 1 "$P1" "$P2"
 libvirtd_wait 180
