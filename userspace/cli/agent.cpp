@@ -155,6 +155,7 @@ class Agent {
   std::unique_ptr<guard::GuardMaps> guard_;
   std::unique_ptr<contain::Runner> contain_;
   std::map<uint32_t, uint64_t> cgroup_of_pid_;  // instance scope per pid (guard)
+  std::set<uint32_t> ever_held_;  // devices some instance held (libvirt) that sysfs still shows
   uint64_t cgroup_cache_ns_ = 0;
   uint32_t guard_mode_ = LW_GUARD_OFF;
   uint64_t guard_generation_ = 0;
@@ -535,25 +536,42 @@ void Agent::sync_guard() {
   std::set<std::string> present;
   for (const auto& d : last_topology_.devices()) present.insert(d.dev());
   for (const auto& m : last_topology_.maps()) present.insert(m.dev());
+  auto revoke = [&](uint32_t kdev, lw_guard_dev entry) {
+    entry.n_owners = 0;
+    entry.n_owner_cgroups = 0;
+    entry.generation = ++guard_generation_;
+    auto w = guard_->put_device(kdev, entry);
+    if (!w.ok()) log::warn(w.error().message);
+    std::string dev = to_string(from_kernel_dev(kdev)), name = dev;
+    for (const auto& d : correlator_->devices())
+      if (d.dev == dev && !d.name.empty()) name = d.name;
+    log::warn("guard: " + name + " revoked: no instance holds it any more (libvirt), so no instance may use it");
+  };
+  ever_held_.insert(policy.held.begin(), policy.held.end());
+  for (auto it = ever_held_.begin(); it != ever_held_.end();) {
+    uint32_t kdev = *it;
+    if (!present.count(to_string(from_kernel_dev(kdev)))) {
+      it = ever_held_.erase(it);
+      continue;
+    }
+    ++it;
+    if (policy.held.count(kdev) || kernel.count(kdev)) continue;
+    // Held once, never armed (its identity was not verified while held), held
+    // by nobody now: revoked all the same.
+    lw_guard_dev fresh{};
+    fresh.state = LW_GUARD_VERIFIED;
+    revoke(kdev, fresh);
+  }
   for (const auto& [kdev, cur] : kernel) {
     if (policy.devices.count(kdev) || policy.held.count(kdev) || cur.generation == 0 ||
         cur.state == LW_GUARD_QUARANTINE)
       continue;
-    std::string dev = to_string(from_kernel_dev(kdev));
-    if (!present.count(dev)) {
+    if (!present.count(to_string(from_kernel_dev(kdev)))) {
       guard_->remove_device(kdev);
       continue;
     }
-    if (cur.n_owners == 0) continue;  // revoked already
-    lw_guard_dev revoked = cur;
-    revoked.n_owners = 0;
-    revoked.generation = ++guard_generation_;
-    auto w = guard_->put_device(kdev, revoked);
-    if (!w.ok()) log::warn(w.error().message);
-    std::string name = dev;
-    for (const auto& d : correlator_->devices())
-      if (d.dev == dev && !d.name.empty()) name = d.name;
-    log::warn("guard: " + name + " revoked: no instance holds it any more (libvirt), so no instance may use it");
+    if (cur.n_owners == 0 && cur.n_owner_cgroups == 0) continue;  // revoked already
+    revoke(kdev, cur);
   }
   guard_->set_procs(policy.instance_tgids);
   guard_->set_cgroups(policy.instance_cgroups);
