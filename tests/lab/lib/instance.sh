@@ -122,6 +122,11 @@ declare -A INST_MARK=()
 instance_mark() { INST_MARK[$1]=$(wc -l < "$LAB_OUT/instance-$1.log"); }
 # instance_saw KEY REGEX: a log line after the mark matches
 instance_saw() { tail -n +"$((${INST_MARK[$1]:-0} + 1))" "$LAB_OUT/instance-$1.log" | grep -qE "$2"; }
+# instance_reads_fail KEY: its reads fail now: an error line after the mark, or
+# (the helper prints only changes) its latest read line is an error
+instance_reads_fail() {
+	instance_saw "$1" 'op=read err=' || grep 'op=read' "$LAB_OUT/instance-$1.log" | tail -1 | grep -q 'op=read err='
+}
 # instance_wait_marker KEY MARKER TIMEOUT: the instance read MARKER (after the mark)
 instance_wait_marker() {
 	wait_for "instance $1 reads $2" "$3" instance_saw "$1" "op=read ok marker=$2( |$)"
