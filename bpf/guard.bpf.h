@@ -18,7 +18,6 @@
 
 #define LW_S_IFMT 00170000
 #define LW_S_IFBLK 0060000
-#define LW_EPERM 1
 
 static __always_inline void lw_gcount(__u32 idx)
 {

@@ -59,7 +59,7 @@ static __always_inline int lw_handle_bio(struct bio *bio, const bool btf)
 	nv.cgroup_id = bpf_get_current_cgroup_id();
 	lw_flow_add(&nv, dir, op, bytes, now);
 	long err = bpf_map_update_elem(&flows, &key, &nv, BPF_NOEXIST);
-	if (err == -17 /* EEXIST: another CPU won the race */) {
+	if (err == -LW_EEXIST) { /* another CPU won the race */
 		v = bpf_map_lookup_elem(&flows, &key);
 		if (v)
 			lw_flow_add(v, dir, op, bytes, now);
@@ -93,7 +93,7 @@ static __always_inline int lw_handle_edge(__u32 upper, __u32 lower, __u32 kind)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	long err = bpf_map_update_elem(&edges, &key, &now, BPF_NOEXIST);
-	if (err == -17)
+	if (err == -LW_EEXIST)
 		return 0;
 	if (err) {
 		lw_drop(LW_DROP_EDGE_MAP_FULL);

@@ -5,6 +5,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "lunwatch.h"
+#include "errno.bpf.h"
 
 #define LW_FLOWS_MAX 65536
 #define LW_EDGES_MAX 8192
