@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "agent/replay.h"
 #include "common/log.h"
 #include "detect/annotate.h"
 #include "detect/correlator.h"
@@ -45,37 +46,6 @@ const char* status_word(v1::HookStatus s) {
 
 }  // namespace
 
-void write_stats_file(const std::string& path, const probes::Probes& p) {
-  std::ofstream out(path);
-  out << "{\"flows\":[";
-  bool first = true;
-  for (const auto& f : p.flows()) {
-    out << (first ? "" : ",") << "{\"pid\":" << f.key.tgid << ",\"dev\":\"" << to_string(from_kernel_dev(f.key.dev))
-        << "\",\"read_bytes\":" << f.val.bytes[0] << ",\"write_bytes\":" << f.val.bytes[1]
-        << ",\"read_ios\":" << f.val.ios[0] << ",\"write_ios\":" << f.val.ios[1] << "}";
-    first = false;
-  }
-  out << "],\"drops\":{";
-  auto drops = p.drops();
-  for (size_t i = 0; i < drops.size(); ++i)
-    out << (i ? "," : "") << "\"" << probes::drop_cause_name(static_cast<int>(i)) << "\":" << drops[i];
-  auto stats = p.stats();
-  out << "},\"io_seen\":" << stats[LW_STAT_IO_SEEN] << ",\"flow_repeat\":" << stats[LW_STAT_FLOW_REPEAT]
-      << ",\"events_emitted\":{";
-  for (int t = 1; t < LW_EV_MAX; ++t)
-    out << (t > 1 ? "," : "") << "\"" << t << "\":" << stats[LW_STAT_EVENTS_BASE + t];
-  out << "},\"programs\":[";
-  first = true;
-  for (const auto& s : p.program_stats()) {
-    out << (first ? "" : ",") << "{\"program\":\"" << s.program << "\",\"hook\":\"" << s.hook
-        << "\",\"run_cnt\":" << s.run_cnt << ",\"run_time_ns\":" << s.run_time_ns << "}";
-    first = false;
-  }
-  const auto& c = p.consumer_stats();
-  out << "],\"consumer\":{\"events\":" << c.events << ",\"truncated\":" << c.decode_truncated
-      << ",\"unknown\":" << c.decode_unknown << ",\"bad_size\":" << c.decode_bad_size << "}}\n";
-}
-
 int exit_code(Errc code) {
   switch (code) {
     case Errc::kOk: return 0;
@@ -88,21 +58,21 @@ int exit_code(Errc code) {
   }
 }
 
-int cmd_replay(const std::string& path, const std::string& format, bool events) {
-  if (is_dump_file(path)) return replay_dump(path, format);
-  detect::Correlator correlator;
+int cmd_replay(const std::string& path, const std::string& format, bool events, const agent::AgentOptions& config) {
+  if (is_dump_file(path)) return replay_dump(path, format, config);
   sinks::AlertWriter alerts(stdout, format == "falco" ? sinks::AlertFormat::kFalco : sinks::AlertFormat::kJson);
   sinks::JsonLines ev_out(stdout);
   uint64_t n_alerts = 0;
-  auto r = sinks::read_recording(path, [&](v1::Event&& ev) {
-    if (events && !ev.has_topology() && !ev.has_inventory()) ev_out.write(ev);
-    detect::Output out;
-    correlator.on_event(ev, out);
-    for (const auto& a : out.alerts) {
-      alerts.write(a);
-      n_alerts++;
-    }
-  });
+  agent::ReplaySinks out;
+  out.alert = [&](const v1::Alert& a) {
+    alerts.write(a);
+    n_alerts++;
+  };
+  if (events)
+    out.event = [&](const v1::Event& ev) {
+      if (!ev.has_topology() && !ev.has_inventory()) ev_out.write(ev);
+    };
+  auto r = agent::replay_recording(path, agent::correlator_options(config), out);
   if (!r.ok()) {
     log::error(r.error().message);
     return 1;

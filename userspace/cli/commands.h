@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/options.h"
 #include "common/result.h"
 
 namespace lunwatch::probes {
@@ -12,19 +13,11 @@ class Probes;
 
 namespace lunwatch::cli {
 
-struct RunOptions {
-  bool events = false;
-  std::string events_file;
-  double duration_s = 0;
-  std::vector<std::string> disabled_hooks;
-  std::string ready_file;
-  std::string stats_file;
-  std::string btf_dir = "/sys/kernel/btf";
-  bool bpf_stats = true;
-  bool verbose = false;
-};
+using agent::RunOptions;
 
-int cmd_replay(const std::string& path, const std::string& format, bool events);
+// Replays a recording (or a capture dump) with the correlator options of the
+// agent's config, so it reaches the live run's verdicts.
+int cmd_replay(const std::string& path, const std::string& format, bool events, const agent::AgentOptions& config);
 struct TopologyOptions {
   bool json = false;
   bool verify = true;
@@ -37,7 +30,7 @@ struct TopologyOptions {
 };
 
 // Exit status: 0 nothing wrong, 1 findings.
-int cmd_topology(const TopologyOptions& options);
+int cmd_topology(const TopologyOptions& options, const agent::AgentOptions& config);
 int cmd_probes(bool json, bool verbose, const std::string& btf_dir);
 int cmd_version();
 
@@ -61,11 +54,8 @@ struct DumpCommand {
 int cmd_dump(const DumpCommand& d);
 bool is_dump_file(const std::string& path);
 // Replays a capture dump; exit 0 when the trigger alert is raised again.
-int replay_dump(const std::string& path, const std::string& format);
+int replay_dump(const std::string& path, const std::string& format, const agent::AgentOptions& config);
 int cmd_metrics(bool json);
-
-// Kernel flow counters, drops, program stats and consumer counters as JSON.
-void write_stats_file(const std::string& path, const probes::Probes& p);
 
 // Process exit code for an error that stops a command.
 int exit_code(Errc code);

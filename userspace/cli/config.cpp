@@ -41,7 +41,7 @@ Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& 
     if (!v.ok()) return std::nullopt;
     return v.value();
   };
-  Result<bool> bad = true;
+  Result<void> bad;
   auto num_in = [&](const char* sec, const char* key, double& out) {
     if (auto v = get(sec, key)) {
       try {

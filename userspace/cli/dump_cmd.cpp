@@ -8,6 +8,7 @@
 #include <iostream>
 #include <thread>
 
+#include "agent/replay.h"
 #include "cli/commands.h"
 #include "common/log.h"
 #include "detect/correlator.h"
@@ -75,20 +76,14 @@ std::string describe(const v1::Event& e) {
 }
 
 int replay_events(const std::vector<v1::Event>& events, const std::string& format, bool print, std::string* want_id,
-                  bool* reproduced) {
-  detect::Correlator c;
+                  bool* reproduced, const agent::AgentOptions& config) {
   sinks::AlertWriter w(stdout, format == "falco" ? sinks::AlertFormat::kFalco : sinks::AlertFormat::kJson);
-  int n = 0;
-  for (const auto& e : events) {
-    detect::Output out;
-    c.on_event(e, out);
-    for (const auto& a : out.alerts) {
-      if (print) w.write(a);
-      n++;
-      if (want_id && a.id() == *want_id && a.state() == v1::ALERT_FIRING) *reproduced = true;
-    }
-  }
-  return n;
+  agent::ReplaySinks out;
+  out.alert = [&](const v1::Alert& a) {
+    if (print) w.write(a);
+    if (want_id && a.id() == *want_id && a.state() == v1::ALERT_FIRING) *reproduced = true;
+  };
+  return static_cast<int>(agent::replay_events(events, agent::correlator_options(config), out));
 }
 
 std::vector<v1::Event> all_events(const v1::CaptureDump& d) {
@@ -106,12 +101,12 @@ bool is_dump_file(const std::string& path) {
   return head == sinks::kDumpMagic;
 }
 
-int replay_dump(const std::string& path, const std::string& format) {
+int replay_dump(const std::string& path, const std::string& format, const agent::AgentOptions& config) {
   auto d = sinks::read_dump(path);
   if (!d.ok()) return log::error(d.error().message), 1;
   std::string want = d->trigger().id();
   bool reproduced = false;
-  int n = replay_events(all_events(d.value()), format, true, &want, &reproduced);
+  int n = replay_events(all_events(d.value()), format, true, &want, &reproduced, config);
   if (d->reason() == "on demand") {
     log::info("replayed an on-demand capture: " + std::to_string(n) + " alerts");
     return 0;

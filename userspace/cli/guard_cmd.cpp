@@ -9,6 +9,7 @@
 #include "common/devt.h"
 #include "common/log.h"
 #include "guard/maps.h"
+#include "probes/features.h"
 #include "topology/devnames.h"
 
 namespace lunwatch::cli {
@@ -43,7 +44,8 @@ int cmd_guard(const GuardCommand& g) {
     if (!mode) return log::error("mode is off, monitor or enforce"), 2;
     auto r = m.set_mode(*mode);
     if (!r.ok()) return log::error(r.error().message), 1;
-    if (*mode == LW_GUARD_OFF) guard::unpin_links(g.pin_dir);
+    if (*mode == LW_GUARD_OFF)
+      if (auto u = guard::unpin_links(g.pin_dir); !u.ok()) log::warn(u.error().message);
     std::printf("guard mode: %s\n", guard::mode_name(*mode));
     return 0;
   }
@@ -62,7 +64,7 @@ int cmd_guard(const GuardCommand& g) {
     auto procs = m.procs();
     procs.insert(g.owners.begin(), g.owners.end());
     procs.insert(g.instances.begin(), g.instances.end());
-    m.set_procs(procs);
+    if (auto p = m.set_procs(procs); !p.ok()) return log::error(p.error().message), 1;
     std::printf("armed %s (%s) for %zu owner(s)\n", g.arg.c_str(), to_string(*d).c_str(), g.owners.size());
     return 0;
   }
@@ -87,7 +89,7 @@ int cmd_guard(const GuardCommand& g) {
   auto mode = m.mode();
   auto st = m.stats();
   std::string why;
-  bool lsm = guard::bpf_lsm_active(&why);
+  bool lsm = probes::bpf_lsm_active(&why);
   std::printf("guard mode: %s%s\n", mode.ok() ? guard::mode_name(mode.value()) : "unknown",
               lsm ? "" : ("   (" + why + ")").c_str());
   std::printf("checks %llu, denied %llu, would deny %llu, closed by the kernel %llu\n",

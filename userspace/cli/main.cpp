@@ -125,6 +125,8 @@ int main(int argc, char** argv) {
   topo_cmd->add_flag("!--no-verify", topo.verify, "do not send SG_IO INQUIRY (show cached identities only)");
   topo_cmd->add_option("--verify-timeout", topo.verify_timeout_s, "SG_IO INQUIRY timeout in seconds");
   topo_cmd->add_option("--sysfs", topo.sysfs_root, "sysfs root")->capture_default_str();
+  topo_cmd->add_option("--config", config_path, "the agent's config: the correlator judges with its [agent] settings")
+      ->capture_default_str();
   topo_cmd->add_option("--libvirt-dir", topo.libvirt_dir, "libvirt's live domain XML folder")->capture_default_str();
   topo_cmd->add_flag("!--no-libvirt", topo.libvirt, "do not read libvirt domain XML");
   topo_cmd->add_option("--attachments", topo.attachment_files, "JSON attachment records (file or folder, repeatable)");
@@ -134,6 +136,10 @@ int main(int argc, char** argv) {
   bool replay_events = false;
   auto* replay_cmd = app.add_subcommand("replay", "run the correlator on a recording and print its alerts");
   replay_cmd->add_option("FILE", replay_file, "a recording from `lunwatch run --record`")->required();
+  replay_cmd->add_option("--config", config_path,
+                         "the agent's config: the correlator judges with its [agent] settings (host_allowlist, "
+                         "orphan_grace, hostname)")
+      ->capture_default_str();
   replay_cmd->add_option("--alert-format", replay_format, "json or falco")->check(CLI::IsMember({"json", "falco"}));
   replay_cmd->add_flag("--events", replay_events, "print the events too");
 
@@ -155,8 +161,13 @@ int main(int argc, char** argv) {
         config_path = argv[i + 1];
         explicit_config = true;
       }
-    bool is_run = argc > 1 && std::string(argv[1]) == "run";
-    for (int i = 1; i < argc && !is_run; ++i) is_run = std::string(argv[i]) == "run";
+    // run, replay and topology share the config: replay and topology judge
+    // with the correlator options the live agent uses.
+    bool is_run = false;
+    for (int i = 1; i < argc && !is_run; ++i) {
+      std::string a = argv[i];
+      is_run = a == "run" || a == "replay" || a == "topology";
+    }
     if (is_run) {
       auto cfg = lunwatch::cli::load_config(config_path, explicit_config, agent);
       if (!cfg.ok()) {
@@ -189,8 +200,8 @@ int main(int argc, char** argv) {
     return lunwatch::cli::cmd_dump(dump_opts);
   }
   if (*metrics_cmd) return lunwatch::cli::cmd_metrics(metrics_json);
-  if (*topo_cmd) return lunwatch::cli::cmd_topology(topo);
-  if (*replay_cmd) return lunwatch::cli::cmd_replay(replay_file, replay_format, replay_events);
+  if (*topo_cmd) return lunwatch::cli::cmd_topology(topo, agent);
+  if (*replay_cmd) return lunwatch::cli::cmd_replay(replay_file, replay_format, replay_events, agent);
   if (*probes_cmd) return lunwatch::cli::cmd_probes(probes_json, verbose, btf_dir);
   if (*audit_cmd) return lunwatch::cli::cmd_audit();
   return lunwatch::cli::cmd_version();

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 
+#include "agent/pipeline.h"
 #include "cli/commands.h"
 #include "common/devt.h"
 #include "common/log.h"
@@ -30,14 +31,17 @@ int64_t now_ms() {
 
 }  // namespace
 
-int cmd_topology(const TopologyOptions& o) {
-  detect::CorrelatorOptions co;
-  co.orphan_grace_ns = 0;  // a snapshot: unexplained now is an orphan now
-  detect::Correlator correlator(co);
+int cmd_topology(const TopologyOptions& o, const agent::AgentOptions& config) {
+  // The agent's pipeline and correlator options (allowlist, hostname), except
+  // for the orphan grace: a snapshot, so unexplained now is an orphan now.
+  auto co = agent::correlator_options(config);
+  co.orphan_grace_ns = 0;
+  agent::Pipeline pipeline(agent::Pipeline::Options{co, true});
+  const detect::Correlator& correlator = pipeline.correlator();
   detect::Output sink;
   auto feed = [&](v1::Event ev) {
     ev.set_unix_ms(now_ms());
-    correlator.on_event(ev, sink);
+    pipeline.feed(std::move(ev), sink);
   };
 
   if (!o.state_file.empty()) {

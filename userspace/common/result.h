@@ -27,8 +27,9 @@ struct Error {
   std::string message;
 };
 
+// [[nodiscard]]: an ignored Result is an ignored error (-Wunused-result).
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}             // NOLINT(google-explicit-constructor)
   Result(Error error) : v_(std::move(error)) {}         // NOLINT(google-explicit-constructor)
@@ -43,6 +44,21 @@ class Result {
 
  private:
   std::variant<T, Error> v_;
+};
+
+// Success or an error, nothing else: `return {};` on success.
+template <>
+class [[nodiscard]] Result<void> {
+ public:
+  Result() = default;
+  Result(Error error) : error_(std::move(error)), failed_(true) {}  // NOLINT(google-explicit-constructor)
+  bool ok() const { return !failed_; }
+  explicit operator bool() const { return ok(); }
+  const Error& error() const { return error_; }
+
+ private:
+  Error error_;
+  bool failed_ = false;
 };
 
 inline Error make_error(Errc code, std::string message) { return Error{code, std::move(message)}; }

@@ -69,7 +69,7 @@ Result<v1::Bindings> BindingStore::read_file(const std::string& path) {
   return out;
 }
 
-Result<bool> BindingStore::write_file(const std::string& path, const v1::Bindings& all) {
+Result<void> BindingStore::write_file(const std::string& path, const v1::Bindings& all) {
   google::protobuf::util::JsonPrintOptions o;
   o.preserve_proto_field_names = true;
   o.add_whitespace = true;
@@ -86,7 +86,7 @@ Result<bool> BindingStore::write_file(const std::string& path, const v1::Binding
     ::unlink(tmp.c_str());
     return make_error(Errc::kIo, "cannot write " + path + ": " + std::strerror(ok ? errno : err));
   }
-  return true;
+  return {};
 }
 
 }  // namespace lunwatch::detect

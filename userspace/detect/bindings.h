@@ -29,7 +29,7 @@ class BindingStore {
 
   // File I/O. A missing file is an empty store; a corrupt one is an error (the caller keeps its state).
   static Result<v1::Bindings> read_file(const std::string& path);
-  static Result<bool> write_file(const std::string& path, const v1::Bindings& all);
+  static Result<void> write_file(const std::string& path, const v1::Bindings& all);
 
  private:
   std::map<std::string, v1::Binding> by_key_;

@@ -14,6 +14,7 @@
 
 #include "detect/bindings.h"
 #include "lunwatch.pb.h"
+#include "rules.h"
 
 namespace lunwatch::detect {
 
@@ -175,6 +176,6 @@ class Correlator {
 };
 
 const char* rule_name(v1::Rule r);
-v1::Severity rule_severity(v1::Rule r);
+using lunwatch::rule_severity;  // proto/rules.h
 
 }  // namespace lunwatch::detect

@@ -50,26 +50,6 @@ const char* close_reason_name(uint32_t r) {
   return "?";
 }
 
-bool bpf_lsm_active(std::string* reason) {
-  const char* path = "/sys/kernel/security/lsm";
-  if (!std::filesystem::exists(path)) ::mount("securityfs", "/sys/kernel/security", "securityfs", 0, nullptr);
-  std::ifstream in(path);
-  std::string list;
-  if (!in || !std::getline(in, list)) {
-    if (reason) *reason = "cannot read /sys/kernel/security/lsm (securityfs)";
-    return false;
-  }
-  std::string item;
-  for (size_t start = 0; start <= list.size();) {
-    size_t comma = list.find(',', start);
-    if (comma == std::string::npos) comma = list.size();
-    if (list.substr(start, comma - start) == "bpf") return true;
-    start = comma + 1;
-  }
-  if (reason) *reason = "the BPF LSM is not active (lsm=" + list + "; boot with lsm=...,bpf)";
-  return false;
-}
-
 Result<GuardMaps> GuardMaps::open(const std::string& dir) {
   GuardMaps g;
   auto get = [&](const char* name, int* fd) -> bool {
@@ -104,14 +84,14 @@ Result<uint32_t> GuardMaps::mode() const {
   return c.mode;
 }
 
-Result<bool> GuardMaps::set_mode(uint32_t mode, uint64_t ratelimit_ns) {
+Result<void> GuardMaps::set_mode(uint32_t mode, uint64_t ratelimit_ns) {
   uint32_t zero = 0;
   lw_guard_cfg c{};
   c.mode = mode;
   c.report_ratelimit_ns = ratelimit_ns;
   if (bpf_map_update_elem(cfg_, &zero, &c, BPF_ANY) != 0)
     return make_error(Errc::kIo, std::string("cannot set guard mode: ") + std::strerror(errno));
-  return true;
+  return {};
 }
 
 std::map<uint32_t, lw_guard_dev> GuardMaps::devices() const {
@@ -133,16 +113,16 @@ std::optional<lw_guard_dev> GuardMaps::device(uint32_t kdev) const {
   return d;
 }
 
-Result<bool> GuardMaps::put_device(uint32_t kdev, const lw_guard_dev& d) {
+Result<void> GuardMaps::put_device(uint32_t kdev, const lw_guard_dev& d) {
   if (bpf_map_update_elem(devs_, &kdev, &d, BPF_ANY) != 0)
     return make_error(Errc::kIo, std::string("cannot write guard policy: ") + std::strerror(errno));
-  return true;
+  return {};
 }
 
-Result<bool> GuardMaps::remove_device(uint32_t kdev) {
+Result<void> GuardMaps::remove_device(uint32_t kdev) {
   if (bpf_map_delete_elem(devs_, &kdev) != 0 && errno != ENOENT)
     return make_error(Errc::kIo, std::string("cannot remove guard policy: ") + std::strerror(errno));
-  return true;
+  return {};
 }
 
 namespace {
@@ -160,7 +140,7 @@ std::set<K> keys_of(int fd) {
   return out;
 }
 template <typename K>
-Result<bool> replace_keys(int fd, const std::set<K>& want) {
+Result<void> replace_keys(int fd, const std::set<K>& want) {
   auto have = keys_of<K>(fd);
   uint32_t one = 1;
   for (K k : want)
@@ -168,16 +148,16 @@ Result<bool> replace_keys(int fd, const std::set<K>& want) {
       return make_error(Errc::kIo, std::string("cannot update guard set: ") + std::strerror(errno));
   for (K k : have)
     if (!want.count(k)) bpf_map_delete_elem(fd, &k);
-  return true;
+  return {};
 }
 }  // namespace
 
 std::set<uint32_t> GuardMaps::procs() const { return keys_of<uint32_t>(procs_); }
-Result<bool> GuardMaps::set_procs(const std::set<uint32_t>& t) { return replace_keys(procs_, t); }
+Result<void> GuardMaps::set_procs(const std::set<uint32_t>& t) { return replace_keys(procs_, t); }
 std::set<uint64_t> GuardMaps::cgroups() const { return keys_of<uint64_t>(cgroups_); }
-Result<bool> GuardMaps::set_cgroups(const std::set<uint64_t>& ids) { return replace_keys(cgroups_, ids); }
+Result<void> GuardMaps::set_cgroups(const std::set<uint64_t>& ids) { return replace_keys(cgroups_, ids); }
 std::set<uint32_t> GuardMaps::allow() const { return keys_of<uint32_t>(allow_); }
-Result<bool> GuardMaps::set_allow(const std::set<uint32_t>& t) { return replace_keys(allow_, t); }
+Result<void> GuardMaps::set_allow(const std::set<uint32_t>& t) { return replace_keys(allow_, t); }
 
 std::vector<uint64_t> GuardMaps::stats() const {
   int ncpu = libbpf_num_possible_cpus();
@@ -188,7 +168,7 @@ std::vector<uint64_t> GuardMaps::stats() const {
   return out;
 }
 
-Result<bool> pin_links(const std::vector<std::pair<std::string, int>>& links, const std::string& dir) {
+Result<void> pin_links(const std::vector<std::pair<std::string, int>>& links, const std::string& dir) {
   for (const auto& [name, fd] : links) {
     // bpffs refuses names with dots: "link_<prog>" and "link_<prog>_new".
     std::string path = dir + "/link_" + name;
@@ -207,14 +187,14 @@ Result<bool> pin_links(const std::vector<std::pair<std::string, int>>& links, co
       }
     }
   }
-  return true;
+  return {};
 }
 
-Result<bool> unpin_links(const std::string& dir) {
+Result<void> unpin_links(const std::string& dir) {
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec))
     if (e.path().filename().string().rfind("link_", 0) == 0) ::unlink(e.path().c_str());
-  return true;
+  return {};
 }
 
 }  // namespace lunwatch::guard

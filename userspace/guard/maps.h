@@ -24,10 +24,6 @@ std::optional<uint32_t> parse_mode(const std::string& s);
 const char* state_name(uint32_t state);
 const char* close_reason_name(uint32_t reason);
 
-// Is the BPF LSM active on this kernel? (securityfs lsm list ends with "bpf").
-// Mounts securityfs if needed. reason says why not.
-bool bpf_lsm_active(std::string* reason);
-
 class GuardMaps {
  public:
   // Opens the pinned maps; kNotFound when lunwatch never loaded them here.
@@ -37,19 +33,19 @@ class GuardMaps {
   ~GuardMaps();
 
   Result<uint32_t> mode() const;
-  Result<bool> set_mode(uint32_t mode, uint64_t report_ratelimit_ns = 1'000'000'000);
+  Result<void> set_mode(uint32_t mode, uint64_t report_ratelimit_ns = 1'000'000'000);
 
   std::map<uint32_t, lw_guard_dev> devices() const;
   std::optional<lw_guard_dev> device(uint32_t kdev) const;
-  Result<bool> put_device(uint32_t kdev, const lw_guard_dev& d);
-  Result<bool> remove_device(uint32_t kdev);
+  Result<void> put_device(uint32_t kdev, const lw_guard_dev& d);
+  Result<void> remove_device(uint32_t kdev);
 
   std::set<uint32_t> procs() const;
-  Result<bool> set_procs(const std::set<uint32_t>& tgids);  // replaces the set
+  Result<void> set_procs(const std::set<uint32_t>& tgids);  // replaces the set
   std::set<uint64_t> cgroups() const;                       // instance scopes (cgroup v2 ids)
-  Result<bool> set_cgroups(const std::set<uint64_t>& ids);  // replaces the set
+  Result<void> set_cgroups(const std::set<uint64_t>& ids);  // replaces the set
   std::set<uint32_t> allow() const;
-  Result<bool> set_allow(const std::set<uint32_t>& tgids);
+  Result<void> set_allow(const std::set<uint32_t>& tgids);
 
   std::vector<uint64_t> stats() const;  // by enum lw_guard_stat
 
@@ -60,7 +56,7 @@ class GuardMaps {
 
 // Pins (or replaces) the guard's LSM links so the policy keeps enforcing
 // while the agent restarts; removes them for `guard off`.
-Result<bool> pin_links(const std::vector<std::pair<std::string, int>>& name_and_link_fd, const std::string& pin_dir = kPinDir);
-Result<bool> unpin_links(const std::string& pin_dir = kPinDir);
+Result<void> pin_links(const std::vector<std::pair<std::string, int>>& name_and_link_fd, const std::string& pin_dir = kPinDir);
+Result<void> unpin_links(const std::string& pin_dir = kPinDir);
 
 }  // namespace lunwatch::guard

@@ -56,7 +56,7 @@ void add_target(ConnectionInfo& ci, v1::TargetLun t) {
   ci.targets.push_back(std::move(t));
 }
 
-Result<bool> parse_iscsi(const json& data, ConnectionInfo& ci) {
+Result<void> parse_iscsi(const json& data, ConnectionInfo& ci) {
   const json* iqns = member(data, "target_iqns");
   const json* portals = member(data, "target_portals");
   const json* luns = member(data, "target_luns");
@@ -80,7 +80,7 @@ Result<bool> parse_iscsi(const json& data, ConnectionInfo& ci) {
       t.set_lun(*lun);
       add_target(ci, std::move(t));
     }
-    return true;
+    return {};
   }
   auto iqn = string_at(data, "target_iqn");
   if (!iqn || iqn->empty()) return ci_error("iscsi without target_iqn (or target_iqns)");
@@ -95,7 +95,7 @@ Result<bool> parse_iscsi(const json& data, ConnectionInfo& ci) {
   t.set_portal(*portal);
   t.set_lun(*lun);
   add_target(ci, std::move(t));
-  return true;
+  return {};
 }
 
 Result<std::vector<std::string>> wwpn_list(const json& v, const std::string& key) {
@@ -115,7 +115,7 @@ Result<std::vector<std::string>> wwpn_list(const json& v, const std::string& key
   return out;
 }
 
-Result<bool> parse_fc(const json& data, ConnectionInfo& ci) {
+Result<void> parse_fc(const json& data, ConnectionInfo& ci) {
   if (const json* itmap = member(data, "initiator_target_map"); itmap != nullptr && !itmap->is_null()) {
     if (!itmap->is_object()) return ci_error("initiator_target_map is not an object");
     for (const auto& [initiator, targets] : itmap->items()) {
@@ -159,7 +159,7 @@ Result<bool> parse_fc(const json& data, ConnectionInfo& ci) {
         t.set_lun(*lun);
         add_target(ci, std::move(t));
       }
-      return true;
+      return {};
     }
     if (member(data, "target_lun") == nullptr) {
       return ci_error("target_luns and the target WWPNs differ in length");
@@ -174,7 +174,7 @@ Result<bool> parse_fc(const json& data, ConnectionInfo& ci) {
     t.set_lun(*lun);
     add_target(ci, std::move(t));
   }
-  return true;
+  return {};
 }
 
 v1::AttachmentStatus status_of(const std::string& s) {
@@ -498,7 +498,7 @@ std::string KeystoneAuth::request_body() const {
   return body;
 }
 
-Result<bool> KeystoneAuth::authenticate() {
+Result<void> KeystoneAuth::authenticate() {
   if (config_.auth_url.empty()) return make_error(Errc::kInvalidArgument, "keystone: no auth_url");
   bool app = !config_.application_credential_id.empty();
   if (app && config_.application_credential_secret.empty()) {
@@ -539,7 +539,7 @@ Result<bool> KeystoneAuth::authenticate() {
   expires_at_ = info->expires_at;
   base_url_ = cinder_base_url(endpoint, info->project_id);
   ++authentications_;
-  return true;
+  return {};
 }
 
 Result<const Secret*> KeystoneAuth::token() {

@@ -132,7 +132,7 @@ class KeystoneAuth {
   std::string redact_text(std::string text) const;
 
  private:
-  Result<bool> authenticate();
+  Result<void> authenticate();
   std::string request_body() const;
 
   KeystoneConfig config_;

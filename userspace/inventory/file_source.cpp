@@ -24,7 +24,7 @@ Result<Msg> to_message(const json& j, const std::string& where) {
   return msg;
 }
 
-Result<bool> normalise(v1::Attachment& a, const std::string& where) {
+Result<void> normalise(v1::Attachment& a, const std::string& where) {
   if (a.instance_uuid().empty() && a.instance_name().empty()) {
     return make_error(Errc::kParse, where + ": no owner (instance_uuid or instance_name)");
   }
@@ -47,7 +47,7 @@ Result<bool> normalise(v1::Attachment& a, const std::string& where) {
     if (t->wwpn().empty() && t->iqn().empty()) return make_error(Errc::kParse, tw + " has neither iqn nor wwpn");
   }
   if (a.source() == v1::SOURCE_UNKNOWN) a.set_source(v1::SOURCE_FILE);
-  return true;
+  return {};
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -132,6 +133,26 @@ bool KernelFeatures::fentry_supported() {
   }
   close(prog);
   return *fentry_;
+}
+
+bool bpf_lsm_active(std::string* reason) {
+  const char* path = "/sys/kernel/security/lsm";
+  if (!std::filesystem::exists(path)) ::mount("securityfs", "/sys/kernel/security", "securityfs", 0, nullptr);
+  std::ifstream in(path);
+  std::string list;
+  if (!in || !std::getline(in, list)) {
+    if (reason) *reason = "cannot read /sys/kernel/security/lsm (securityfs)";
+    return false;
+  }
+  std::string item;
+  for (size_t start = 0; start <= list.size();) {
+    size_t comma = list.find(',', start);
+    if (comma == std::string::npos) comma = list.size();
+    if (list.substr(start, comma - start) == "bpf") return true;
+    start = comma + 1;
+  }
+  if (reason) *reason = "the BPF LSM is not active (lsm=" + list + "; boot with lsm=...,bpf)";
+  return false;
 }
 
 }  // namespace lunwatch::probes

@@ -12,6 +12,10 @@ struct btf;
 
 namespace lunwatch::probes {
 
+// Is the BPF LSM active on this kernel? (securityfs lsm list ends with "bpf").
+// Mounts securityfs if needed. reason says why not.
+bool bpf_lsm_active(std::string* reason);
+
 struct BtfLocation {
   std::string module;  // "" for vmlinux
 };

@@ -21,7 +21,6 @@
 #include "probes/decode.h"
 #include "probes/features.h"
 #include "probes/hooks.h"
-#include "guard/maps.h"
 #include <sys/mount.h>
 #include <sys/statfs.h>
 #include <linux/magic.h>
@@ -140,7 +139,7 @@ void choose(Choice& c, KernelFeatures& kf) {
         std::string why_not;
         if (!kf.find_function("bpf_lsm_" + c.spec->target)) {
           why = "this kernel has no BPF LSM hook " + c.spec->target + " (CONFIG_BPF_LSM)";
-        } else if (!guard::bpf_lsm_active(&why_not)) {
+        } else if (!bpf_lsm_active(&why_not)) {
           why = why_not + ": guard unavailable, detection only";
         } else {
           return;

@@ -30,7 +30,7 @@ std::string sha256_hex(const std::string& bytes) {
 
 namespace {
 
-Result<bool> write_atomic(const std::string& path, const std::string& data) {
+Result<void> write_atomic(const std::string& path, const std::string& data) {
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return make_error(Errc::kIo, "cannot create " + tmp + ": " + std::strerror(errno));
@@ -57,7 +57,7 @@ Result<bool> write_atomic(const std::string& path, const std::string& data) {
     ::unlink(tmp.c_str());
     return make_error(Errc::kIo, "cannot rename to " + path + ": " + std::strerror(e));
   }
-  return true;
+  return {};
 }
 
 }  // namespace

@@ -8,7 +8,7 @@
 
 #include <mutex>
 
-#include "detect/correlator.h"
+#include "rules.h"
 
 namespace lunwatch::sinks {
 
@@ -120,7 +120,7 @@ Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
   for (int r = v1::Rule_MIN; r <= v1::Rule_MAX; ++r) {
     auto rule = static_cast<v1::Rule>(r);
     if (rule == v1::RULE_UNKNOWN) continue;
-    prometheus::Labels lab{{"rule", v1::Rule_Name(rule)}, {"severity", severity_label(detect::rule_severity(rule))}};
+    prometheus::Labels lab{{"rule", v1::Rule_Name(rule)}, {"severity", severity_label(rule_severity(rule))}};
     impl_->c("lunwatch_alerts_total", lab);
     impl_->c("lunwatch_alerts_resolved_total", lab);
   }
@@ -139,14 +139,14 @@ Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
 }
 Metrics::~Metrics() = default;
 
-Result<bool> Metrics::serve(const std::string& listen) {
+Result<void> Metrics::serve(const std::string& listen) {
   try {
     impl_->exposer = std::make_unique<prometheus::Exposer>(listen);
     impl_->exposer->RegisterCollectable(impl_->registry);
   } catch (const std::exception& e) {
     return make_error(Errc::kIo, "cannot serve metrics on " + listen + ": " + e.what());
   }
-  return true;
+  return {};
 }
 
 void Metrics::build_info(const std::string& version, const std::string& kernel, const std::string& libbpf) {

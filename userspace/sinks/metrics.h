@@ -42,7 +42,7 @@ class Metrics {
   Metrics();
   ~Metrics();
   // Starts the HTTP endpoint on "addr:port". Errors when the port is taken.
-  Result<bool> serve(const std::string& listen);
+  Result<void> serve(const std::string& listen);
 
   void build_info(const std::string& version, const std::string& kernel, const std::string& libbpf);
   void on_event(const v1::Event& ev);

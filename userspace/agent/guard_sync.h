@@ -1,0 +1,42 @@
+#pragma once
+// Keeps the guard's pinned maps at the policy: computes the policy from the
+// correlator (guard/policy.h), the plan from policy + kernel view + the
+// verification ledger (guard/reconcile.h, pure), and applies the plan with
+// every map operation's result checked (a failure is logged and counted; the
+// next round tries again from the kernel's view).
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "detect/correlator.h"
+#include "guard/maps.h"
+#include "guard/reconcile.h"
+#include "lunwatch.pb.h"
+
+namespace lunwatch::agent {
+
+class GuardSync {
+ public:
+  explicit GuardSync(guard::GuardMaps& maps) : maps_(maps) {}
+
+  // SG_IO answers, by path "maj:min", with the time their question was asked.
+  void verified(const std::string& dev, uint64_t asked_ns);
+  void verify_failed(const std::string& dev, uint64_t asked_ns);
+
+  // One round; returns the verification requests a re-open waits for.
+  std::vector<detect::VerifyRequest> sync(const detect::Correlator& c, const v1::Topology& topology, uint64_t now_ns);
+
+  uint64_t map_errors() const { return map_errors_; }
+
+ private:
+  guard::GuardMaps& maps_;
+  guard::VerifyLedger ledger_;
+  guard::ReconcileState state_;
+  std::map<uint32_t, uint64_t> cgroup_of_pid_;  // instance scope per pid
+  uint64_t cgroup_cache_ns_ = 0;
+  uint64_t map_errors_ = 0;
+};
+
+}  // namespace lunwatch::agent

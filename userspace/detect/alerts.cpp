@@ -1,0 +1,100 @@
+// Alerts: made, described (device, paths, identities), fired once by id and
+// resolved.
+#include <algorithm>
+#include <functional>
+
+#include "detect/correlator.h"
+#include "detect/correlator_internal.h"
+#include "topology/vpd.h"
+
+namespace lunwatch::detect {
+
+using namespace internal;  // NOLINT(google-build-using-namespace)
+
+v1::Alert Correlator::make_alert(v1::Rule rule, const std::string& subject, const v1::Event& trigger) const {
+  v1::Alert a;
+  a.set_id(v1::Rule_Name(rule) + "/" + subject);
+  a.set_rule(rule);
+  a.set_severity(rule_severity(rule));
+  a.set_state(v1::ALERT_FIRING);
+  a.set_unix_ms(trigger.unix_ms() ? trigger.unix_ms() : now_unix_ms_);
+  a.set_ts_ns(trigger.ts_ns());
+  a.set_count(1);
+  a.set_hostname(opt_.hostname);
+  *a.mutable_trigger() = trigger;
+  return a;
+}
+
+void Correlator::describe_device(const std::string& d, v1::Alert& a) const {
+  a.set_device(d);
+  auto it = devs_.find(d);
+  if (it != devs_.end()) {
+    a.set_device_name(it->second.v.name);
+    if (!it->second.v.map_wwid.empty() && a.expected_wwid().empty()) a.set_expected_wwid(it->second.v.map_wwid);
+  }
+  for (const auto& l : leaves(d)) {
+    auto lt = devs_.find(l);
+    if (lt == devs_.end() || l == d) continue;
+    const auto& v = lt->second.v;
+    auto* p = a.add_paths();
+    p->set_name(v.name);
+    p->set_dev(l);
+    if (v.scsi) {
+      *p->mutable_addr() = v.scsi->addr();
+      *p->mutable_target() = v.scsi->target();
+      p->set_state(v.scsi->state());
+      p->set_cached_wwid(v.scsi->cached().wwid());
+      if (a.cached_wwid().empty()) a.set_cached_wwid(v.scsi->cached().wwid());
+    }
+    if (v.verified) {
+      p->set_verified_wwid(v.verified->wwid());
+      p->set_verified_serial(v.verified->serial());
+    }
+  }
+  if (a.paths_size() == 0 && it != devs_.end() && it->second.v.scsi) {  // an sd itself
+    const auto& v = it->second.v;
+    auto* p = a.add_paths();
+    p->set_name(v.name);
+    p->set_dev(d);
+    *p->mutable_addr() = v.scsi->addr();
+    *p->mutable_target() = v.scsi->target();
+    p->set_state(v.scsi->state());
+    p->set_cached_wwid(v.scsi->cached().wwid());
+    a.set_cached_wwid(v.scsi->cached().wwid());
+    if (v.verified) p->set_verified_wwid(v.verified->wwid());
+  }
+  auto id = identity_of(d);
+  if (!id.wwid.empty()) a.set_verified_wwid(id.wwid);
+}
+
+void Correlator::fire(v1::Alert a, Output& out) {
+  if (collecting_) collecting_->push_back(a.id());
+  auto it = active_.find(a.id());
+  if (it != active_.end()) {
+    it->second.set_count(it->second.count() + 1);
+    return;
+  }
+  active_[a.id()] = a;
+  out.alerts.push_back(std::move(a));
+}
+
+void Correlator::resolve(const std::string& id, const v1::Event& trigger, Output& out) {
+  auto it = active_.find(id);
+  if (it == active_.end()) return;
+  v1::Alert a = it->second;
+  a.set_state(v1::ALERT_RESOLVED);
+  a.set_unix_ms(trigger.unix_ms() ? trigger.unix_ms() : now_unix_ms_);
+  a.set_ts_ns(trigger.ts_ns());
+  *a.mutable_trigger() = trigger;
+  a.set_summary("resolved: " + a.summary());
+  active_.erase(it);
+  out.alerts.push_back(std::move(a));
+}
+
+std::vector<v1::Alert> Correlator::active_alerts() const {
+  std::vector<v1::Alert> out;
+  for (const auto& [id, a] : active_) out.push_back(a);
+  return out;
+}
+
+}  // namespace lunwatch::detect
