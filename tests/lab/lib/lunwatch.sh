@@ -393,8 +393,9 @@ dump_of() {
 }
 
 # dump_checks RULE: a capture was written for RULE; `dump verify` passes;
-# its timeline has A's I/O, the LUN-not-supported error, the scan and the
-# trigger in that order; `replay` of the dump raises the trigger again.
+# its timeline has A's I/O, the LUN-not-supported error, the remap seen (the
+# host's scan or an earlier re-verification), the trigger and A's read after
+# the remap; `replay` of the dump raises the trigger again.
 dump_checks() {
 	local rule="$*" f
 	wait_for "a capture dump for $rule" 20 test -n "$(dump_of "$@")" || true
@@ -413,16 +414,26 @@ dump_checks() {
 	io=$(grep -n 'I/O .*instance-0000000a' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
 	err=$(grep -n 'LOGICAL UNIT NOT SUPPORTED' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
 	trig=$(grep -n '^>>>' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
-	# the remap's scan: the first after the LUN-not-supported error (logins scan too).
-	# The trigger may come before it: lunwatch re-verifies a closed device's paths
-	# while it waits and can see the new LUN before the host scans for it.
+	# The remap is visible to lunwatch at the first of: the host's scan after the error
+	# (logins scan too, so only one after it counts), or a verification that already
+	# sees the new volume's serial. The second can come first: lunwatch re-verifies a
+	# failed device's paths during error recovery and can see the new LUN before the
+	# host scans for it, and on a busy machine the scan may come after the path
+	# checker reinstated the paths. Which comes first is scheduling, not correctness,
+	# so the check orders only what is causal: A's I/O, the error, the remap seen,
+	# the trigger (no alert before the new identity is seen), and a read by A after
+	# the remap was seen (the leak).
 	scan=$(grep -n 'HOST_SCAN' "$LAB_OUT/dump-show.txt" | cut -d: -f1 | awk -v e="${err:-999999}" '$1 > e' | head -1)
-	local leak
-	leak=$(grep -n 'I/O .*instance-0000000a' "$LAB_OUT/dump-show.txt" | cut -d: -f1 | awk -v s="${scan:-999999}" '$1 > s' | head -1)
-	if [[ -n $io && -n $err && -n $scan && -n $trig && -n $leak ]] && ((io < err && err < trig && err < scan && scan < leak)); then
-		lw_record PASS "dump timeline in order: A's I/O (line $io), LUN not supported ($err), the scan ($scan), the trigger ($trig, $( ((trig < scan)) && echo 'before the scan: seen by re-verification' || echo 'after the scan')), A's first read after the remap ($leak)"
+	local seen="" remap leak
+	if [[ -n ${SERIAL_B:-} ]]; then
+		seen=$(grep -n "verify .* serial $SERIAL_B" "$LAB_OUT/dump-show.txt" | cut -d: -f1 | awk -v e="${err:-999999}" '$1 > e' | head -1)
+	fi
+	remap=$(printf '%s\n' $scan $seen | sort -n | head -1)
+	leak=$(grep -n 'I/O .*instance-0000000a' "$LAB_OUT/dump-show.txt" | cut -d: -f1 | awk -v s="${remap:-999999}" '$1 > s' | head -1)
+	if [[ -n $io && -n $err && -n $remap && -n $trig && -n $leak ]] && ((io < err && err < remap && remap <= trig && remap < leak)); then
+		lw_record PASS "dump timeline in order: A's I/O (line $io), LUN not supported ($err), the remap seen ($remap: $([[ $remap == "$scan" ]] && echo "the host's scan" || echo "re-verification before the host's scan${scan:+ at $scan}")), the trigger ($trig), A's first read after the remap ($leak)"
 	else
-		lw_record FAIL "dump timeline order: A's I/O=${io:-missing} LUN-not-supported=${err:-missing} scan=${scan:-missing} trigger=${trig:-missing} A's read after the scan=${leak:-missing} (see dump-show.txt)"
+		lw_record FAIL "dump timeline order: A's I/O=${io:-missing} LUN-not-supported=${err:-missing} scan=${scan:-missing} new-serial-verified=${seen:-missing} trigger=${trig:-missing} A's read after the remap=${leak:-missing} (see dump-show.txt)"
 	fi
 	if "$LAB_LUNWATCH" replay "$f" > "$LAB_OUT/dump-replay.jsonl" 2> "$LAB_OUT/dump-replay.stderr"; then
 		lw_record PASS "lunwatch replay of the dump raises its trigger again ($(tail -1 "$LAB_OUT/dump-replay.stderr" | cut -c1-160))"
