@@ -474,7 +474,11 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
       c->state.set_status(v1::HOOK_ATTACHED);
       c->state.set_program(a.program);
       c->state.set_attach(attach_kind_name(a.kind));
-      c->state.set_reason("");
+      // On a fallback, keep why the preferred alternative was dropped (the kernel table).
+      if (c->alt > 0 && !c->state.reason().empty())
+        c->state.set_reason("fallback to " + std::string(attach_kind_name(a.kind)) + ": " + c->state.reason().substr(0, 400));
+      else
+        c->state.set_reason("");
     }
     if (retry) continue;
 
