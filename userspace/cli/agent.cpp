@@ -730,6 +730,7 @@ int Agent::run() {
   auto next_verify = start + std::chrono::duration<double>(o_.verify_interval_s);
   auto last_topology = start;
   auto next_metrics = start;
+  auto next_modules = start + std::chrono::seconds(1);  // late modules: see Probes::attach_new_modules
   // The posture audit reads dpkg status and Python metadata: not on the way to
   // watching. First run shortly after the probes are live, then hourly.
   auto next_audit = start + std::chrono::seconds(20);
@@ -769,6 +770,10 @@ int Agent::run() {
       capture_at_ = now;
     }
     if (pending_capture_ && now >= capture_at_) write_capture();
+    if (now >= next_modules) {
+      if (probes_->attach_new_modules() > 0) update_metrics();
+      next_modules = now + std::chrono::seconds(1);
+    }
     if (now >= next_metrics) {
       sync_guard();
       update_metrics();

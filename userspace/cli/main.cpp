@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--events", run.events, "print every event as one JSON line on stdout");
   run_cmd->add_option("--events-file", run.events_file, "append event JSON lines to this file instead of stdout");
   run_cmd->add_option("--duration", run.duration_s, "stop after this many seconds (0: until SIGINT/SIGTERM)");
-  run_cmd->add_option("--disable-hook", run.disabled_hooks, "hook name to leave off (repeatable)");
+  run_cmd->add_option("--disable-hook", run.disabled_hooks,
+                      "hook name, or attach kind (fentry, tp_btf, kprobe, raw_tp) to leave off (repeatable)");
   run_cmd->add_flag("!--no-bpf-stats", run.bpf_stats, "do not turn on the kernel's per-program run time accounting");
   run_cmd->add_option("--ready-file", run.ready_file, "create this file once every probe is attached");
   run_cmd->add_option("--stats-file", run.stats_file,
@@ -140,6 +141,9 @@ int main(int argc, char** argv) {
   bool probes_json = false;
   auto* probes_cmd = app.add_subcommand("probes", "show every hook and its state on this kernel");
   probes_cmd->add_flag("--json", probes_json, "one JSON document instead of a table");
+  std::vector<std::string> probes_disabled;
+  probes_cmd->add_option("--disable-hook", probes_disabled,
+                         "hook name, or attach kind (fentry, tp_btf, kprobe, raw_tp) to leave off (repeatable)");
 
   app.add_subcommand("version", "print the version");
 
@@ -191,7 +195,7 @@ int main(int argc, char** argv) {
   if (*metrics_cmd) return lunwatch::cli::cmd_metrics(metrics_json);
   if (*topo_cmd) return lunwatch::cli::cmd_topology(topo);
   if (*replay_cmd) return lunwatch::cli::cmd_replay(replay_file, replay_format, replay_events);
-  if (*probes_cmd) return lunwatch::cli::cmd_probes(probes_json, verbose, btf_dir);
+  if (*probes_cmd) return lunwatch::cli::cmd_probes(probes_json, verbose, btf_dir, probes_disabled);
   if (*audit_cmd) return lunwatch::cli::cmd_audit();
   return lunwatch::cli::cmd_version();
 }

@@ -22,7 +22,7 @@ extern "C" {
 namespace lunwatch::probes {
 
 struct ProbeOptions {
-  std::set<std::string> disabled_hooks;  // by HookSpec::name
+  std::set<std::string> disabled_hooks;  // by HookSpec::name, or an attach kind ("fentry") for all of it
   uint64_t error_ratelimit_ns = 1'000'000'000;
   uint32_t self_tgid = 0;          // 0: this process
   std::string btf_dir = "/sys/kernel/btf";
@@ -56,6 +56,12 @@ class Probes {
   Probes& operator=(const Probes&) = delete;
 
   const std::vector<v1::HookState>& hook_states() const { return states_; }
+  // Late modules (iscsi_tcp, dm_multipath, scsi_transport_fc loaded after start): when
+  // the loaded modules or module BTF changed since the last call, looks again for every
+  // hook "not present", loads and attaches those now there (sharing this object's maps
+  // and ring buffer) and updates hook_states(). Cheap when nothing changed (reads
+  // /proc/modules and lists btf_dir): call it from a timer. Returns hooks attached.
+  int attach_new_modules();
   // Waits up to timeout_ms for events and hands each to handler. Returns the
   // number handled, or a negative errno.
   int poll(int timeout_ms, const EventHandler& handler);

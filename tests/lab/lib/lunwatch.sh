@@ -104,15 +104,21 @@ lw_start() {
 	# verifier is slow under TCG) and wait for both.
 	# Only where asked (scenario intentional, or LAB_PROBES_JSON=1): it costs ~15 s.
 	# Run before `run`, never beside it: two agents share /sys/fs/bpf/lunwatch pins.
+	# LAB_DISABLE_HOOKS=a,b and LAB_FORCE_KPROBE=1 (every fentry off: the kprobe twins)
+	local off=() h
+	local dh=${LAB_DISABLE_HOOKS:-}
+	for h in ${dh//,/ }; do off+=(--disable-hook "$h"); done
+	[[ ${LAB_FORCE_KPROBE:-0} == 1 ]] && off+=(--disable-hook fentry)
+	((${#off[@]})) && log "lunwatch: ${off[*]}"
 	if [[ ${LW_PROBES_JSON:-0} == 1 || ${LAB_PROBES_JSON:-0} == 1 ]]; then
-		timeout -k 5 120 "$LAB_LUNWATCH" probes --json > "$LAB_OUT/probes.json" 2> "$LAB_OUT/probes.stderr"
+		timeout -k 5 120 "$LAB_LUNWATCH" probes --json "${off[@]}" > "$LAB_OUT/probes.json" 2> "$LAB_OUT/probes.stderr"
 		local prc=$?
 		log "lunwatch probes --json: rc=$prc, $(jq -r '[.hooks[] | .status] | group_by(.) | map("\(.[0]):\(length)") | join(" ")' "$LAB_OUT/probes.json" 2>/dev/null)"
 		jq -r '.hooks[] | select(.status != "HOOK_ATTACHED") | "      hook \(.name): \(.status) \(.reason // "")"' "$LAB_OUT/probes.json" 2>/dev/null
 	fi
 	local ready=$LAB_OUT/lunwatch.ready
 	rm -f "$ready"
-	local extra=()
+	local extra=("${off[@]}")
 	if "$LAB_LUNWATCH" run --help 2>&1 | grep -q -- --ready-file; then
 		extra=(--ready-file "$ready" --stats-file "$LAB_OUT/lunwatch-stats.json")
 	fi
@@ -154,6 +160,34 @@ lw_start() {
 		log "lunwatch hook $h FAILED in run: ${rest:0:200}"
 		lw_record FAIL "hook $h attached in lunwatch run (${rest:0:300})"
 	done < <(grep -E 'hook [a-z_]+: HOOK_FAILED' "$LAB_OUT/lunwatch.stderr" | sed 's/^.*hook \([a-z_]*\): /\1 /')
+}
+
+# lw_late_hooks_attached (scenario late-modules, after load_modules): every SCSI, iSCSI
+# and dm hook that lunwatch reported "not present" before the modules loaded must be
+# attached now, as its metrics say (lunwatch_probe_state{hook=...,state="attached"} 1).
+lw_metric_attached() {
+	busybox wget -qO- "http://$LW_METRICS/metrics" 2>/dev/null \
+		| grep -qE "^lunwatch_probe_state\{[^}]*hook=\"$1\"[^}]*state=\"attached\"[^}]*\} 1"
+}
+lw_late_hooks_attached() {
+	lw_enabled || return 0
+	local before=$LAB_OUT/probes-before-modules.json h hooks n=0 t0=$SECONDS
+	hooks=$(jq -r '.hooks[] | select(.status == "HOOK_NOT_PRESENT" and (.subsystem == "scsi" or .subsystem == "iscsi" or .subsystem == "dm")) | .name' "$before" 2>/dev/null)
+	if [[ -z $hooks ]]; then
+		lw_record FAIL "before the storage modules loaded, lunwatch probes reported SCSI/iSCSI/dm hooks not present (none in $(basename "$before"))"
+		return 0
+	fi
+	lw_record PASS "before the storage modules loaded: $(wc -w <<< "$hooks") SCSI/iSCSI/dm hooks not present ($(echo $hooks))"
+	[[ -n $LW_METRICS ]] || { lw_record FAIL "late hooks: lunwatch serves no metrics here (LAB_PROMETHEUS=0)"; return 0; }
+	for h in $hooks; do
+		if wait_for "hook $h attached after its module loaded (metrics)" 90 lw_metric_attached "$h"; then
+			n=$((n + 1))
+		else
+			lw_record FAIL "hook $h attached after its module loaded: lunwatch_probe_state says otherwise; lunwatch: $(grep -E "hook $h|late modules" "$LAB_OUT/lunwatch.stderr" | tail -2 | tr '\n' ' ' | cut -c1-300)"
+		fi
+	done
+	(( n == $(wc -w <<< "$hooks") )) && lw_record PASS "all $n late hooks attached within $((SECONDS - t0)) s of the modules loading (lunwatch_probe_state); lunwatch logged $(grep -c 'attached late' "$LAB_OUT/lunwatch.stderr") 'attached late' lines"
+	echo "NOTE: late hooks attached $((SECONDS - t0)) s after load_modules" >> "$LW_ASSERT"
 }
 
 lw_stop() {
