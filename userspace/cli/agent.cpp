@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "detect/annotate.h"
 #include "detect/correlator.h"
+#include "guard/dmqueue.h"
 #include "guard/maps.h"
 #include "guard/policy.h"
 #include "inventory/cgroups.h"
@@ -35,6 +36,7 @@
 #include "topology/devnames.h"
 #include "topology/sgio.h"
 #include "topology/sysfs.h"
+#include "topology/verify_health.h"
 #include "version.h"
 
 #include <bpf/libbpf.h>
@@ -153,18 +155,18 @@ class Agent {
   std::unique_ptr<inventory::InstanceResolver> instances_;
   v1::Topology last_topology_;
   std::unique_ptr<guard::GuardMaps> guard_;
+  std::unique_ptr<guard::QueueHold> dmhold_;
   std::unique_ptr<contain::Runner> contain_;
   std::map<uint32_t, uint64_t> cgroup_of_pid_;  // instance scope per pid (guard)
   std::set<uint32_t> ever_held_;  // devices some instance held (libvirt) that sysfs still shows
   uint64_t cgroup_cache_ns_ = 0;
   uint32_t guard_mode_ = LW_GUARD_OFF;
   uint64_t guard_generation_ = 0;
-  std::map<std::string, uint64_t> verify_submit_ns_;  // sd name -> when its SG_IO was asked
-  std::map<std::string, uint64_t> verified_since_;    // "maj:min" -> submit time of its last good answer
+  bool starting_ = true;  // until every device's first check after start has answered
+  std::map<std::string, uint64_t> verified_since_;    // "maj:min" -> when its last good answer was asked
   std::map<std::string, uint64_t> verify_failed_since_;  // "maj:min" -> submit time of its last failed answer
   std::FILE* events_file_ = nullptr;
   std::FILE* alerts_file_ = nullptr;
-  std::map<std::string, v1::VerifyReason> verify_reason_;
   std::map<std::pair<uint32_t, uint32_t>, std::pair<uint64_t, uint64_t>> carried_;  // bytes of re-armed flows
   bool topology_stale_ = false;
   uint64_t seq_ = 0;
@@ -202,10 +204,7 @@ void Agent::handle(detect::Output& out) {
     if (r.name.empty()) continue;
     auto d = parse_devnum(r.dev);
     if (!d) continue;
-    if (verifier_->submit(r.name, *d)) {
-      verify_reason_[r.name] = r.reason;
-      verify_submit_ns_[r.name] = mono_ns();
-    }
+    verifier_->submit(r.name, *d, r.reason);  // queued: deduplicated, never dropped
   }
   if (!out.rearm.empty() && probes_) {
     std::set<uint32_t> devs;
@@ -398,6 +397,9 @@ void Agent::update_metrics() {
   for (auto& [k, v] : agg) out.push_back(v);
   metrics_.set_flows(out, flows.size());
   metrics_.set_topology(last_topology_);
+  metrics_.set_verify_queue(topology::verify_health(
+      *correlator_, *verifier_,
+      o_.verify_max_age_s > 0 ? o_.verify_max_age_s : 3 * o_.verify_interval_s + o_.verify_timeout_s));
   std::vector<v1::SourceSnapshot> snaps;
   for (const auto& s : sources_) snaps.push_back(s->snapshot());
   metrics_.set_sources(snaps, unix_ms());
@@ -427,17 +429,12 @@ void Agent::verify_all(v1::VerifyReason why) {
 void Agent::drain_verifier() {
   for (auto& o : verifier_->take()) {
     v1::Event ev = topology::identity_event(o);
-    auto* c = ev.mutable_identity();
-    auto it = verify_reason_.find(o.name);
-    if (it != verify_reason_.end()) {
-      c->set_reason(it->second);
-      if (!o.timed_out) verify_reason_.erase(it);
-    }
+    ev.mutable_identity()->set_reason(o.reason);
     if (!o.ok) log::warn("identity of " + o.name + " not verified: " + o.error);
-    if (!o.ok) verify_failed_since_[to_string(o.dev)] = verify_submit_ns_[o.name];
+    if (!o.ok) verify_failed_since_[to_string(o.dev)] = o.asked_ns;
     if (o.ok) {
       verify_failed_since_.erase(to_string(o.dev));
-      verified_since_[to_string(o.dev)] = verify_submit_ns_[o.name];
+      verified_since_[to_string(o.dev)] = o.asked_ns;
       for (const auto& d : last_topology_.devices())
         if (d.name() == o.name) metrics_.identity_checked(d.dev(), d.cached().wwid(), o.identity.wwid());
     }
@@ -461,6 +458,9 @@ void Agent::sync_guard() {
   });
   auto kernel = guard_->devices();
   uint64_t now = mono_ns();
+  std::set<std::string> failed_paths;  // dm-multipath has failed these
+  for (const auto& d : correlator_->devices())
+    if (d.path_failed) failed_paths.insert(d.dev);
   for (const auto& [kdev, dp] : policy.devices) {
     auto k = kernel.find(kdev);
     if (dp.state == LW_GUARD_UNVERIFIED) {  // paths disagree: keep it closed
@@ -490,10 +490,14 @@ void Agent::sync_guard() {
           return true;  // a path the kernel entry did not have
         };
         bool fresh = false, pending = false;
+        size_t questioned = 0, asked = 0;
         detect::Output again;
         for (const auto& p : dp.paths) {
           if (!in_question(p)) continue;
+          questioned++;
           std::string pd = to_string(from_kernel_dev(p.dev));
+          if (failed_paths.count(pd)) continue;  // dm failed it: no I/O goes there (a reinstate closes again)
+          asked++;
           auto ok = verified_since_.find(pd);
           auto bad = verify_failed_since_.find(pd);
           bool ok_after = ok != verified_since_.end() && ok->second >= cur.closed_ns;
@@ -505,6 +509,7 @@ void Agent::sync_guard() {
           }
         }
         if (pending) fresh = false;
+        if (questioned && !asked && questioned < dp.paths.size()) fresh = true;  // the others carry the I/O
         if (!fresh) {
           for (auto& r : again.verify)
             for (const auto& d : correlator_->devices())
@@ -573,6 +578,13 @@ void Agent::sync_guard() {
     if (cur.n_owners == 0 && cur.n_owner_cgroups == 0) continue;  // revoked already
     revoke(kdev, cur);
   }
+  // enforce: I/O queued in dm (queue_if_no_path) on a map in doubt fails
+  // rather than reach whatever LUN answers next (guard/dmqueue.h).
+  if (dmhold_) dmhold_->sync(guard::maps_in_doubt(*correlator_, guard_->devices()));
+  // Starting: the instance lists of the previous agent's era stay until the
+  // first verification round is done, so a new owner is not listed as an
+  // instance before its device names it owner (it would be refused).
+  if (starting_) return;
   guard_->set_procs(policy.instance_tgids);
   guard_->set_cgroups(policy.instance_cgroups);
 }
@@ -629,6 +641,11 @@ int Agent::run() {
       guard_ = std::make_unique<guard::GuardMaps>(std::move(maps.value()));
       guard_->set_mode(guard_mode_);
       guard_->set_allow({static_cast<uint32_t>(getpid())});
+      if (guard_mode_ == LW_GUARD_ENFORCE) {
+        guard::QueueHold::Options qo;
+        qo.sysfs_root = o_.sysfs_root;
+        dmhold_ = std::make_unique<guard::QueueHold>(qo);
+      }
       auto pinned = guard::pin_links(links, o_.pin_dir);
       if (!pinned.ok()) log::warn(pinned.error().message + " (guard stops with the agent)");
       log::info(std::string("guard: ") + guard::mode_name(guard_mode_));
@@ -722,9 +739,11 @@ int Agent::run() {
     std::filesystem::create_directories(std::filesystem::path(o_.pid_file).parent_path(), pec);
     std::ofstream(o_.pid_file) << getpid() << "\n";
   }
-  if (!r.ready_file.empty()) std::ofstream(r.ready_file) << getpid() << "\n";
 
   auto start = Clock::now();
+  // Ready (and the guard's instance lists trusted) once every device's first
+  // check since start has answered, or after one check's deadline and a bit.
+  auto startup_deadline = start + std::chrono::milliseconds(static_cast<int64_t>(o_.verify_timeout_s * 1000) + 2000);
   auto next_inventory = start + std::chrono::duration<double>(o_.inventory_interval_s);
   auto next_topology = start + std::chrono::duration<double>(o_.topology_interval_s);
   auto next_verify = start + std::chrono::duration<double>(o_.verify_interval_s);
@@ -752,6 +771,13 @@ int Agent::run() {
     drain_verifier();
     drain_containment();
     now = Clock::now();
+    if (starting_ && (verifier_->in_flight() == 0 || now >= startup_deadline)) {
+      starting_ = false;
+      sync_guard();
+      log::info("ready: first verification of " + std::to_string(correlator_->devices().size()) + " devices done in " +
+                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - start).count()) + " ms");
+      if (!r.ready_file.empty()) std::ofstream(r.ready_file) << getpid() << "\n";
+    }
     if ((topology_stale_ && now - last_topology > std::chrono::milliseconds(100)) || now >= next_topology) {
       refresh_topology();
       last_topology = now;

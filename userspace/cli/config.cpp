@@ -70,6 +70,7 @@ Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& 
   num("topology_interval", o.topology_interval_s);
   num("verify_interval", o.verify_interval_s);
   num("verify_timeout", o.verify_timeout_s);
+  num("verify_max_age", o.verify_max_age_s);
   num("orphan_grace", o.orphan_grace_s);
   num("dump_before", o.dump_before_s);
   num("dump_after", o.dump_after_s);

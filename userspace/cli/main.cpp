@@ -58,6 +58,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   run_cmd->add_option("--verify-timeout", agent.verify_timeout_s, "SG_IO INQUIRY timeout in seconds")
       ->capture_default_str();
+  run_cmd->add_option("--verify-max-age", agent.verify_max_age_s,
+                      "seconds a held device's paths may go without a good SG_IO verification before "
+                      "lunwatch_identity_held_overdue_paths counts them (0: 3 x verify-interval + verify-timeout)")
+      ->capture_default_str();
   run_cmd->add_option("--orphan-grace", agent.orphan_grace_s,
                       "seconds a device may stay unexplained before ORPHAN_DEVICE")
       ->capture_default_str();

@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <regex>
+#include <set>
 
 #include "common/log.h"
 #include "lunwatch.skel.h"
@@ -583,10 +584,17 @@ std::vector<uint64_t> Probes::stats() const {
 }
 
 std::vector<std::pair<std::string, int>> Probes::guard_links() const {
+  // The LSM programs, and the hooks whose programs close guarded devices on
+  // "identity may have changed" events (lw_guard_close): pinned, they keep
+  // failing closed while no agent runs (a remap during a restart).
+  static const std::set<std::string> fail_closed = {
+      "scsi_dispatch_cmd_done", "scsi_device_rescan",    "scsi_host_scan", "iscsi_host_scan",
+      "fc_host_scan",           "scsi_device_event",     "iscsi_session_unblock", "dm_path_event"};
   std::vector<std::pair<std::string, int>> out;
   for (size_t i = 0; i < impl_->programs.size(); ++i) {
     const auto& [prog, hook] = impl_->programs[i];
-    if (hook.rfind("guard_", 0) == 0) out.emplace_back(prog, bpf_link__fd(impl_->links[i].get()));
+    if (hook.rfind("guard_", 0) == 0 || fail_closed.count(hook))
+      out.emplace_back(prog, bpf_link__fd(impl_->links[i].get()));
   }
   return out;
 }

@@ -133,15 +133,20 @@ lw_start() {
 			--dump-before 120)
 		# containment (scenario containment): LAB_CONTAIN=offline,pause
 		[[ -n ${LAB_CONTAIN:-} ]] && extra+=(--contain "$LAB_CONTAIN" --libvirt-uri qemu:///system)
-		: > "$LW_ALERTS"
+		[[ ${LW_APPEND:-0} == 1 ]] || : > "$LW_ALERTS"
 	fi
 	log "lunwatch run: guard mode $LAB_GUARD"
-	"$LAB_LUNWATCH" run --events "${extra[@]}" > "$LW_EVENTS" 2> "$LAB_OUT/lunwatch.stderr" &
+	# LW_APPEND=1 (lw_restart): a second run appends to the same event and alert logs
+	if [[ ${LW_APPEND:-0} == 1 ]]; then
+		"$LAB_LUNWATCH" run --events "${extra[@]}" >> "$LW_EVENTS" 2>> "$LAB_OUT/lunwatch.stderr" &
+	else
+		"$LAB_LUNWATCH" run --events "${extra[@]}" > "$LW_EVENTS" 2> "$LAB_OUT/lunwatch.stderr" &
+	fi
 	LW_PID=$!
 	local t0=$SECONDS
 	if ((${#extra[@]})); then
 		wait_for "lunwatch ready file" 90 test -e "$ready" || true
-		[[ -n $LW_METRICS ]] && lw_prometheus_start
+		[[ -n $LW_METRICS && ${LAB_PROMETHEUS:-0} == 1 ]] && lw_prometheus_start
 	else
 		sleep 10
 	fi
@@ -209,6 +214,18 @@ lw_stop() {
 	log "lunwatch stopped (rc=$?): $(wc -l < "$LW_EVENTS") event lines; $(tail -1 "$LAB_OUT/lunwatch.stderr")"
 	LW_PID=
 }
+
+# lw_kill: SIGKILL the agent (a crash; systemd's Restart=always brings it back with
+# lw_restart). Nothing of it runs afterwards but what it pinned in the kernel.
+lw_kill() {
+	[[ -n $LW_PID ]] || return 0
+	kill -KILL "$LW_PID" 2>/dev/null
+	wait "$LW_PID" 2>/dev/null
+	log "lunwatch SIGKILLed (pid $LW_PID)"
+	LW_PID=
+}
+# lw_restart: start the agent again, appending to the same logs; returns once it is ready
+lw_restart() { LW_APPEND=1 lw_start; }
 
 lw_record() {
 	local when=
