@@ -13,6 +13,9 @@
 #include <memory>
 
 #include "audit/audit.h"
+#include "audit/isolated.h"
+#include "common/pidfile.h"
+#include "common/safe_file.h"
 #include "common/devt.h"
 #include "common/log.h"
 #include "detect/annotate.h"
@@ -50,6 +53,8 @@ std::atomic<bool> g_stop{false};
 std::atomic<bool> g_dump_now{false};
 void on_signal(int) { g_stop = true; }
 void on_usr1(int) { g_dump_now = true; }
+std::atomic<bool> g_reopen{false};  // SIGHUP: reopen the alerts file (logrotate)
+void on_hup(int) { g_reopen = true; }
 
 v1::Severity severity_threshold(const std::string& s) {
   if (s == "critical") return v1::SEVERITY_CRITICAL;
@@ -120,8 +125,9 @@ int64_t unix_ms() {
 }
 
 std::FILE* open_out(const std::string& path) {
-  if (path.empty() || path == "-") return stdout;
-  return std::fopen(path.c_str(), "a");
+  auto f = fopen_append_safe(path);  // O_NOFOLLOW, 0600, ours
+  if (!f) log::error(f.error().message);
+  return f ? f.value() : nullptr;
 }
 
 class Agent {
@@ -141,6 +147,8 @@ class Agent {
   void maybe_capture(const v1::Alert& a);
   void write_capture();
   void run_audit();
+  void audit_done(const audit::Report& report);
+  audit::IsolatedAudit audit_job_;
   void drain_containment();
 
   const AgentOptions& o_;
@@ -168,6 +176,7 @@ class Agent {
   std::FILE* events_file_ = nullptr;
   std::FILE* alerts_file_ = nullptr;
   std::map<std::pair<uint32_t, uint32_t>, std::pair<uint64_t, uint64_t>> carried_;  // bytes of re-armed flows
+  std::map<std::pair<std::string, std::string>, std::pair<uint64_t, uint64_t>> retired_;  // (who, volume): swept flows' bytes
   bool topology_stale_ = false;
   uint64_t seq_ = 0;
   uint64_t alerts_total_ = 0;
@@ -340,8 +349,11 @@ void Agent::write_capture() {
   cfg["verify_interval_s"] = std::to_string(o_.verify_interval_s);
   cfg["orphan_grace_s"] = std::to_string(o_.orphan_grace_s);
 
-  std::error_code ec;
-  std::filesystem::create_directories(o_.dump_dir, ec);
+  if (auto dir = ensure_private_dir(o_.dump_dir, 0750); !dir) {  // never into a folder others can write
+    metrics_.dump_error("unsafe_dir");
+    log::error("capture not written: " + dir.error().message);
+    return;
+  }
   std::string stamp = sinks::rfc3339_ms(unix_ms());
   for (auto& c : stamp)
     if (c == ':') c = '-';
@@ -380,22 +392,43 @@ void Agent::update_metrics() {
     if (att.source() == v1::SOURCE_LIBVIRT && !att.resolved_dev().empty()) volume_of[att.resolved_dev()] = att.volume_id();
   std::map<std::pair<std::string, std::string>, sinks::FlowBytes> agg;
   auto flows = probes_->flows();
-  for (const auto& f : flows) {
+  // Exited processes' flows would hide a reused pid and fill the map: removed
+  // from the kernel, their bytes kept in retired_ so the counters never drop.
+  auto dead = probes_->sweep_dead_flows(flows);
+  std::vector<bool> is_dead(flows.size(), false);
+  for (size_t i : dead) is_dead[i] = true;
+  for (size_t i = 0; i < flows.size(); ++i) {
+    const auto& f = flows[i];
     auto inst = instances_->resolve(f.key.tgid);
     std::string who = inst.name().empty() ? "host" : inst.name();
     std::string dev = to_string(from_kernel_dev(f.key.dev));
     auto vit = volume_of.find(dev);
     std::string vol = vit == volume_of.end() ? "" : vit->second;
     if (who == "host" && vol.empty()) continue;  // keep label sets bounded: volumes and instances only
+    uint64_t rb = f.val.bytes[0] + carried_[{f.key.tgid, f.key.dev}].first;
+    uint64_t wb = f.val.bytes[1] + carried_[{f.key.tgid, f.key.dev}].second;
+    if (is_dead[i]) {  // counted from retired_ below, this time and every time after
+      retired_[{who, vol}].first += rb;
+      retired_[{who, vol}].second += wb;
+      carried_.erase({f.key.tgid, f.key.dev});
+      continue;
+    }
     auto& a = agg[{who, vol}];
     a.instance = who;
     a.volume = vol;
-    a.read_bytes += f.val.bytes[0] + carried_[{f.key.tgid, f.key.dev}].first;
-    a.write_bytes += f.val.bytes[1] + carried_[{f.key.tgid, f.key.dev}].second;
+    a.read_bytes += rb;
+    a.write_bytes += wb;
+  }
+  for (const auto& [k, v] : retired_) {
+    auto& a = agg[k];
+    a.instance = k.first;
+    a.volume = k.second;
+    a.read_bytes += v.first;
+    a.write_bytes += v.second;
   }
   std::vector<sinks::FlowBytes> out;
   for (auto& [k, v] : agg) out.push_back(v);
-  metrics_.set_flows(out, flows.size());
+  metrics_.set_flows(out, flows.size() - dead.size());
   metrics_.set_topology(last_topology_);
   metrics_.set_verify_queue(topology::verify_health(
       *correlator_, *verifier_,
@@ -411,9 +444,11 @@ void Agent::update_metrics() {
   }
 }
 
-void Agent::run_audit() {
-  audit::AuditOptions ao;
-  auto report = audit::run_audit(ao);
+void Agent::run_audit() {  // in a child with a deadline: its crash or hang costs a finding, never the agent
+  if (!audit_job_.running()) audit_job_.start(audit::AuditOptions{}, std::chrono::minutes(5));
+}
+
+void Agent::audit_done(const audit::Report& report) {
   std::map<std::pair<std::string, std::string>, int> by;
   for (const auto& f : report.findings) by[{f.id, audit::severity_name(f.severity)}]++;
   metrics_.set_audit_findings(by);
@@ -591,6 +626,11 @@ void Agent::sync_guard() {
 
 int Agent::run() {
   const auto& r = o_.run;
+  if (!o_.pid_file.empty()) {  // single instance: the lock is held until we exit
+    auto lock = lock_pid_file(o_.pid_file);  // not root: the BPF load below says so, with its exit code
+    if (!lock && (lock.error().code == Errc::kInvalidArgument || ::geteuid() == 0))
+      return log::error(lock.error().message), 1;
+  }
   // Settings first: a bad one is a usage error before anything is loaded.
   {
     contain::Options co = o_.contain;  // containment on confirmed leaks (off unless configured)
@@ -662,10 +702,10 @@ int Agent::run() {
     if (!events_file_) return log::error("cannot open events file " + r.events_file), 1;
     events_out_ = std::make_unique<sinks::JsonLines>(events_file_);
   }
-  alerts_file_ = open_out(o_.alerts_file);
-  if (!alerts_file_) return log::error("cannot open alerts file " + o_.alerts_file), 1;
-  alerts_out_ = std::make_unique<sinks::AlertWriter>(
-      alerts_file_, o_.alert_format == "falco" ? sinks::AlertFormat::kFalco : sinks::AlertFormat::kJson);
+  auto aw = sinks::AlertWriter::open(o_.alerts_file, o_.alert_format == "falco" ? sinks::AlertFormat::kFalco
+                                                                                 : sinks::AlertFormat::kJson);
+  if (!aw) return log::error(aw.error().message), 1;
+  alerts_out_ = std::move(aw.value());
   if (!o_.record_file.empty()) {
     auto rec = sinks::RecordWriter::open(o_.record_file);
     if (!rec.ok()) return log::error(rec.error().message), 1;
@@ -734,11 +774,9 @@ int Agent::run() {
   struct sigaction su {};
   su.sa_handler = on_usr1;
   sigaction(SIGUSR1, &su, nullptr);
-  if (!o_.pid_file.empty()) {
-    std::error_code pec;
-    std::filesystem::create_directories(std::filesystem::path(o_.pid_file).parent_path(), pec);
-    std::ofstream(o_.pid_file) << getpid() << "\n";
-  }
+  struct sigaction sh {};
+  sh.sa_handler = on_hup;
+  sigaction(SIGHUP, &sh, nullptr);
 
   auto start = Clock::now();
   // Ready (and the guard's instance lists trusted) once every device's first
@@ -800,11 +838,16 @@ int Agent::run() {
       if (probes_->attach_new_modules() > 0) update_metrics();
       next_modules = now + std::chrono::seconds(1);
     }
+    if (g_reopen.exchange(false))
+      if (auto ro = alerts_out_->reopen(); !ro) log::error(ro.error().message + " (alerts go to the old file)");
     if (now >= next_metrics) {
+      alerts_out_->retry();
+      metrics_.set_alert_output(alerts_out_->write_failures(), alerts_out_->spooled(), alerts_out_->dropped());
       sync_guard();
       update_metrics();
       next_metrics = now + std::chrono::seconds(2);
     }
+    if (auto rep = audit_job_.poll()) audit_done(*rep);
     if (now >= next_audit) {
       run_audit();
       next_audit = now + std::chrono::hours(1);
@@ -822,7 +865,6 @@ int Agent::run() {
   log::info("stopped: " + std::to_string(probes_->consumer_stats().events) + " kernel events, " +
             std::to_string(alerts_total_) + " alerts");
   if (events_file_ && events_file_ != stdout) std::fclose(events_file_);
-  if (alerts_file_ && alerts_file_ != stdout) std::fclose(alerts_file_);
   return 0;
 }
 

@@ -2,6 +2,8 @@
 // 3 not root, 4 kernel BTF missing, 5 BPF not permitted, 6 memlock limit.
 #include <CLI/CLI.hpp>
 
+#include <sys/stat.h>
+
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -12,7 +14,26 @@
 #include "cli/config.h"
 #include "common/log.h"
 
+namespace {
+int lunwatch_main(int argc, char** argv);
+}  // namespace
+
 int main(int argc, char** argv) {
+  // Whatever a parser or the filesystem throws, one line and a status, never
+  // an abort with a core: anything a user can put on the host must not kill us.
+  try {
+    return lunwatch_main(argc, argv);
+  } catch (const std::exception& e) {
+    lunwatch::log::error(std::string("unexpected error: ") + e.what());
+  } catch (...) {
+    lunwatch::log::error("unexpected error");
+  }
+  return 1;
+}
+
+namespace {
+int lunwatch_main(int argc, char** argv) {
+  ::umask(077);  // nothing lunwatch writes (alerts, dumps, recordings, state) is for other users
   CLI::App app{"lunwatch: who does I/O to which SCSI LUN, and is it theirs (CVE-2023-2088)"};
   app.require_subcommand(1);
   bool verbose = false;
@@ -25,6 +46,8 @@ int main(int argc, char** argv) {
   auto* run_cmd = app.add_subcommand("run", "load the probes, watch, and alert on cross-instance access");
   std::string config_path = lunwatch::cli::kDefaultConfig;
   run_cmd->add_option("--config", config_path, "INI config ([agent], [cinder]); flags override it")->capture_default_str();
+  bool check_config = false;
+  run_cmd->add_flag("--check-config", check_config, "check the config and flags, print \"config ok\" and exit (0 ok, 2 not)");
   run_cmd->add_flag("--events", run.events, "print every event as one JSON line on stdout");
   run_cmd->add_option("--events-file", run.events_file, "append event JSON lines to this file instead of stdout");
   run_cmd->add_option("--duration", run.duration_s, "stop after this many seconds (0: until SIGINT/SIGTERM)");
@@ -157,15 +180,22 @@ int main(int argc, char** argv) {
 
   // The config file sets defaults; flags parsed afterwards override them.
   {
-    bool explicit_config = false;
-    for (int i = 1; i + 1 < argc; ++i)
-      if (std::string(argv[i]) == "--config") {
+    bool explicit_config = false, help = false;
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a == "--config" && i + 1 < argc) {
         config_path = argv[i + 1];
         explicit_config = true;
+      } else if (a.rfind("--config=", 0) == 0) {
+        config_path = a.substr(9);
+        explicit_config = true;
+      } else if (a == "--help" || a == "-h") {
+        help = true;
       }
+    }
     bool is_run = argc > 1 && std::string(argv[1]) == "run";
     for (int i = 1; i < argc && !is_run; ++i) is_run = std::string(argv[i]) == "run";
-    if (is_run) {
+    if (is_run && !help) {
       auto cfg = lunwatch::cli::load_config(config_path, explicit_config, agent);
       if (!cfg.ok()) {
         lunwatch::log::error(cfg.error().message);
@@ -183,7 +213,14 @@ int main(int argc, char** argv) {
   run.verbose = verbose;
   run.btf_dir = btf_dir;
 
-  if (*run_cmd) return lunwatch::cli::run_agent(agent);
+  if (*run_cmd) {
+    if (auto v = lunwatch::cli::validate_options(agent); !v) {
+      lunwatch::log::error(v.error().message);
+      return 2;
+    }
+    if (check_config) return std::printf("config ok\n"), 0;
+    return lunwatch::cli::run_agent(agent);
+  }
   if (*guard_cmd) {
     if (*g_mode) guard_cmd_opts.action = "mode";
     if (*g_release) guard_cmd_opts.action = "release";
@@ -203,3 +240,4 @@ int main(int argc, char** argv) {
   if (*audit_cmd) return lunwatch::cli::cmd_audit();
   return lunwatch::cli::cmd_version();
 }
+}  // namespace

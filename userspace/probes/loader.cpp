@@ -24,7 +24,9 @@
 #include "lunwatch.skel.h"
 #include "probes/decode.h"
 #include "probes/features.h"
+#include "probes/flow_sweep.h"
 #include "probes/hooks.h"
+#include "probes/pin_dir.h"
 #include "guard/maps.h"
 #include <sys/mount.h>
 #include <sys/statfs.h>
@@ -307,6 +309,7 @@ void set_rodata(lunwatch_bpf* skel, const ProbeOptions& options, bool rescan_tak
   skel->rodata->lw_cfg.error_ratelimit_ns = options.error_ratelimit_ns;
   skel->rodata->lw_cfg.self_tgid = options.self_tgid ? options.self_tgid : static_cast<uint32_t>(getpid());
   skel->rodata->lw_rescan_takes_sdev = rescan_takes_sdev;
+  if (options.ring_bytes) bpf_map__set_max_entries(skel->maps.events, options.ring_bytes);
 }
 
 // The loaded modules (name and state from /proc/modules) and the module BTF in
@@ -358,15 +361,8 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
   }
   libbpf_set_print(libbpf_print);
 
-  // Pinned guard maps need bpffs at the pin dir's parent.
-  {
-    auto parent = std::filesystem::path(options.pin_dir).parent_path();
-    struct statfs sfs {};
-    if (statfs(parent.c_str(), &sfs) != 0 || sfs.f_type != BPF_FS_MAGIC)
-      ::mount("bpf", parent.c_str(), "bpf", 0, nullptr);
-    std::error_code ec;
-    std::filesystem::create_directories(options.pin_dir, ec);
-  }
+  // Pinned guard maps: a root-owned private directory on bpffs, or no start.
+  if (auto pin = prepare_pin_dir(options.pin_dir); !pin) return pin.error();
   bool cleared_pins = false;
 
   KernelFeatures kf(options.btf_dir);
@@ -531,6 +527,17 @@ std::vector<FlowRecord> Probes::flows() const {
     prev = &key;
   }
   return out;
+}
+
+std::vector<size_t> Probes::sweep_dead_flows(const std::vector<FlowRecord>& flows) {
+  if (!process_start_mono_ns(static_cast<uint32_t>(::getpid()))) return {};  // no /proc: cannot tell, keep all
+  std::vector<FlowOwner> owners;
+  owners.reserve(flows.size());
+  for (const auto& f : flows) owners.push_back({f.key.tgid, f.val.first_ns});
+  auto dead = dead_flows(owners);
+  int fd = bpf_map__fd(impl_->skel->maps.flows);
+  for (size_t i : dead) bpf_map_delete_elem(fd, &flows[i].key);
+  return dead;
 }
 
 std::vector<FlowRecord> Probes::rearm_flows(const std::set<uint32_t>& kernel_devs) {

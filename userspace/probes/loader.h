@@ -30,6 +30,7 @@ struct ProbeOptions {
   bool run_stats = true;           // kernel per-program run count/time while we run (BPF_ENABLE_STATS)
   std::string pin_dir = "/sys/fs/bpf/lunwatch";  // guard maps (and links) pinned here
   bool guard = false;              // load the guard's LSM programs (guard mode monitor or enforce)
+  uint32_t ring_bytes = 0;         // ring buffer size (power of 2, >= page); 0: the object's 1 MiB (tests shrink it)
 };
 
 struct FlowRecord {
@@ -68,6 +69,10 @@ class Probes {
   int ring_fd() const;
 
   std::vector<FlowRecord> flows() const;
+  // Removes the flows of processes that are gone (or whose pid now names a
+  // younger process) from the kernel map; returns their indexes in `flows`.
+  // A new process on a reused pid is then reported on its next I/O.
+  std::vector<size_t> sweep_dead_flows(const std::vector<FlowRecord>& flows);
   // Removes the kernel flows on these devices (kernel dev_t encoding) so the
   // next I/O of each process there is reported again as a new flow; returns
   // what they had counted.

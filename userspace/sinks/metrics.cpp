@@ -64,6 +64,10 @@ const std::vector<MetricInfo>& metric_catalog() {
       {"lunwatch_attachment_source_stale", "gauge", "1 when the source's last refresh failed", {"source"}},
       {"lunwatch_input_errors_total", "counter", "Malformed input rejected and counted (kept last good state)",
        {"source"}},
+      {"lunwatch_alert_write_failures_total", "counter",
+       "Alert lines that could not be written (disk full, I/O error); each is kept and retried", {}},
+      {"lunwatch_alerts_spooled", "gauge", "Alert lines held in memory until the alerts file takes them again", {}},
+      {"lunwatch_alerts_dropped_total", "counter", "Alert lines lost: the in-memory spool was full", {}},
       {"lunwatch_dumps_written_total", "counter", "Forensic capture dumps written", {}},
       {"lunwatch_dump_bytes_total", "counter", "Bytes of capture dumps written", {}},
       {"lunwatch_dump_errors_total", "counter", "Capture dumps that could not be written", {"cause"}},
@@ -329,6 +333,13 @@ void Metrics::set_verify_queue(const VerifyHealth& h) {
 void Metrics::set_input_errors(const std::string& source, uint64_t total) {
   std::lock_guard<std::mutex> l(impl_->mu);
   impl_->mirror("lunwatch_input_errors_total", {{"source", source}}, total);
+}
+
+void Metrics::set_alert_output(uint64_t failures, size_t spooled, uint64_t dropped) {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  impl_->mirror("lunwatch_alert_write_failures_total", {}, failures);
+  impl_->g("lunwatch_alerts_spooled").Set(static_cast<double>(spooled));
+  impl_->mirror("lunwatch_alerts_dropped_total", {}, dropped);
 }
 
 void Metrics::dump_written(uint64_t bytes) {

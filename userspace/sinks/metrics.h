@@ -70,6 +70,8 @@ class Metrics {
   void set_verify_queue(const VerifyHealth& h);
   void set_sources(const std::vector<v1::SourceSnapshot>& sources, int64_t now_unix_ms);
   void set_input_errors(const std::string& source, uint64_t total);
+  // The alert writer's failed writes, lines spooled now, lines dropped (totals).
+  void set_alert_output(uint64_t failures, size_t spooled, uint64_t dropped);
   void dump_written(uint64_t bytes);
   void dump_error(const std::string& cause);
   void containment(const v1::ContainmentAction& a);

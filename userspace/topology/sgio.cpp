@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -30,9 +31,9 @@ struct Fd {
   }
 };
 
-Result<std::vector<uint8_t>> inquiry_vpd(int fd, uint8_t page, std::chrono::milliseconds timeout) {
-  std::vector<uint8_t> buf(252);
-  uint8_t cdb[6] = {0x12, 0x01, page, 0, static_cast<uint8_t>(buf.size()), 0};
+Result<std::vector<uint8_t>> inquiry_vpd_len(int fd, uint8_t page, uint16_t alloc, std::chrono::milliseconds timeout) {
+  std::vector<uint8_t> buf(alloc);
+  uint8_t cdb[6] = {0x12, 0x01, page, static_cast<uint8_t>(alloc >> 8), static_cast<uint8_t>(alloc & 0xff), 0};
   uint8_t sense[32] = {};
   sg_io_hdr_t io{};
   io.interface_id = 'S';
@@ -55,6 +56,18 @@ Result<std::vector<uint8_t>> inquiry_vpd(int fd, uint8_t page, std::chrono::mill
   }
   buf.resize(buf.size() - static_cast<size_t>(io.resid > 0 ? io.resid : 0));
   return buf;
+}
+
+// Asks for 252 bytes first (old devices reject more); a page that says it is
+// longer (bytes 2-3) is asked for again at its full length, so an array with
+// many designators is not cut in the middle of one.
+Result<std::vector<uint8_t>> inquiry_vpd(int fd, uint8_t page, std::chrono::milliseconds timeout) {
+  auto first = inquiry_vpd_len(fd, page, 252, timeout);
+  if (!first.ok() || first->size() < 4) return first;
+  size_t want = ((size_t{(*first)[2]} << 8) | (*first)[3]) + 4;
+  if (want <= first->size() || want <= 252) return first;
+  auto full = inquiry_vpd_len(fd, page, static_cast<uint16_t>(std::min<size_t>(want, 0xffff)), timeout);
+  return full.ok() ? full : first;  // the short page still has the designators that arrived whole
 }
 
 }  // namespace
