@@ -2,7 +2,8 @@
 /*
  * Data path: who submits I/O to which block device, and how devices stack.
  * Runs in the submitter's context on every bio: O(1) map work, and the ring
- * buffer is written only for a flow or an edge never seen before.
+ * buffer is written only for a flow or an edge never seen before, and a flow
+ * enters the map only with its event (reserved first).
  */
 #pragma once
 
@@ -54,25 +55,29 @@ static __always_inline int lw_handle_bio(struct bio *bio, const bool btf)
 	}
 	lw_count(&stats, LW_STAT_IO_SEEN);
 
+	/* The event is reserved before the flow enters the map: a flow in the
+	 * map is a flow userspace was told about. With the ring full, nothing is
+	 * inserted (the drop is counted) and the next bio of this flow tries
+	 * again, so a process whose first I/O meets a full ring is still seen. */
+	struct lw_flow_event *e;
+	if (!LW_RESERVE_AT(e, LW_EV_FLOW_NEW, now))
+		return 0;
 	struct lw_flow_val nv = {};
 	nv.first_ns = now;
 	nv.cgroup_id = bpf_get_current_cgroup_id();
 	lw_flow_add(&nv, dir, op, bytes, now);
 	long err = bpf_map_update_elem(&flows, &key, &nv, BPF_NOEXIST);
-	if (err == -LW_EEXIST) { /* another CPU won the race */
-		v = bpf_map_lookup_elem(&flows, &key);
-		if (v)
-			lw_flow_add(v, dir, op, bytes, now);
-		return 0;
-	}
 	if (err) {
-		lw_drop(LW_DROP_FLOW_MAP_FULL);
+		bpf_ringbuf_discard(e, 0);
+		if (err == -LW_EEXIST) { /* another CPU won the race and reported it */
+			v = bpf_map_lookup_elem(&flows, &key);
+			if (v)
+				lw_flow_add(v, dir, op, bytes, now);
+		} else {
+			lw_drop(LW_DROP_FLOW_MAP_FULL);
+		}
 		return 0;
 	}
-
-	struct lw_flow_event *e;
-	if (!LW_RESERVE_AT(e, LW_EV_FLOW_NEW, now))
-		return 0;
 	e->cgroup_id = nv.cgroup_id;
 	e->bytes = bytes;
 	e->tgid = tgid;

@@ -329,3 +329,75 @@ TEST(AgentBinary, BadContainmentAndAllowlistSettingsAreUsageErrors) {
                                  d.path() + "/b.json --pid-file " + d.path() + "/pid --config " + d.path() + "/allow.conf");
   EXPECT_EQ(rc_ok, 0) << out_ok;
 }
+
+// A flow entered the kernel map before its ring-buffer event was reserved: a
+// process whose first I/O met a full ring was never reported, however much
+// I/O it did afterwards (0 events for 101 reads). Now the flow enters the map
+// only with its event, so the first I/O after the ring drains reports it.
+TEST(FlowMap, FirstIoOnAFullRingIsReportedOnceTheRingDrains) {
+  ASSERT_EQ(::geteuid(), 0u);
+  hosttest::LoopDevice loop(16 << 20);
+  probes::ProbeOptions po;
+  po.ring_bytes = 4096;  // one page: a few dozen events fill it
+  po.pin_dir = "/sys/fs/bpf/lunwatch";
+  auto made = probes::Probes::make(po);
+  ASSERT_TRUE(made.ok()) << made.error().message;
+  auto& p = *made.value();
+  uint32_t kdev = to_kernel_dev(loop.dev());
+  // Fill the ring without reading it: new flows from short-lived children.
+  uint64_t full_before = p.drops()[LW_DROP_RINGBUF_FULL];
+  for (int i = 0; i < 400 && p.drops()[LW_DROP_RINGBUF_FULL] == full_before; ++i) {
+    IoChild filler(loop.path(), 1, 0, "lw-ring-filler");
+    filler.go();
+    ASSERT_EQ(filler.wait(), 0);
+  }
+  ASSERT_GT(p.drops()[LW_DROP_RINGBUF_FULL], full_before) << "the ring never filled";
+
+  // The process under test: 50 reads while the ring is full, then (on a
+  // second "go") 51 more after the ring was drained.
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(go[1]);
+    ::prctl(PR_SET_NAME, "lw-late-flow");
+    int fd = ::open(loop.path().c_str(), O_RDONLY | O_DIRECT);
+    void* buf = nullptr;
+    if (fd < 0 || ::posix_memalign(&buf, kBlock, kBlock) != 0) ::_exit(11);
+    char c;
+    for (int phase = 0; phase < 2; ++phase) {
+      if (::read(go[0], &c, 1) != 1) ::_exit(10);
+      for (int i = 0; i < (phase ? 51 : 50); ++i)
+        if (::pread(fd, buf, kBlock, static_cast<off_t>(i * kBlock)) != static_cast<ssize_t>(kBlock)) ::_exit(12);
+    }
+    ::_exit(0);
+  }
+  ::close(go[0]);
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  // Wait (without consuming events) until its 50 reads were seen by the kernel.
+  uint64_t full_mid = p.drops()[LW_DROP_RINGBUF_FULL];
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (p.drops()[LW_DROP_RINGBUF_FULL] < full_mid + 50 && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_GE(p.drops()[LW_DROP_RINGBUF_FULL], full_mid + 50) << "its reads did not meet the full ring";
+  bool in_map = false;
+  for (const auto& r : p.flows()) in_map |= r.key.tgid == static_cast<uint32_t>(pid) && r.key.dev == kdev;
+  EXPECT_FALSE(in_map) << "a flow is in the map whose event was never sent";
+
+  std::vector<v1::Event> seen;
+  auto is_ours = [&] {
+    for (const auto& e : seen)
+      if (e.has_flow() && e.flow().pid() == static_cast<uint32_t>(pid)) return true;
+    return false;
+  };
+  probes::EventHandler drain = [&](v1::Event&& ev) { seen.push_back(std::move(ev)); };
+  while (p.poll(0, drain) > 0) {
+  }
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  ::close(go[1]);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "reader failed: " << st;
+  EXPECT_TRUE(wait_for(p, std::chrono::seconds(10), seen, is_ours))
+      << "no flow event for pid " << pid << " after 101 reads";
+}

@@ -7,6 +7,10 @@
 
 #include "detect/correlator.h"
 #include "guard/policy.h"
+#include "guard/dmqueue.h"
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
 
 using namespace lunwatch;
 using detect::Correlator;
@@ -554,4 +558,142 @@ TEST(Correlator, OnePathReinstatedOntoTheRemappedLunIsEnough) {
   auto cross = s.firing(v1::CROSS_INSTANCE_ACCESS);
   ASSERT_EQ(cross.size(), 1u) << "A's I/O may go through sdb: volB";
   EXPECT_EQ(cross[0].owner_volume_id(), kVolB);
+}
+
+namespace {
+v1::Event failed_identity(const std::string& dev, const std::string& name) {
+  v1::Event ev;
+  auto* c = ev.mutable_identity();
+  c->set_dev(dev);
+  c->set_dev_name(name);
+  c->set_ok(false);
+  c->set_error("INQUIRY VPD 0x83: status 0x2 sense key 0x5 asc 0x25");
+  return ev;
+}
+v1::Event path_event(v1::LifecycleKind kind, const std::string& path) {
+  v1::Event ev;
+  auto* l = ev.mutable_lifecycle();
+  l->set_kind(kind);
+  l->set_dev("254:0");
+  l->set_path(path);
+  return ev;
+}
+}  // namespace
+
+// Issue 12 point 8: a failed re-check is not a pass.
+TEST(GuardPolicy, AFailedReCheckClosesTheDeviceUntilItAnswers) {
+  Stream s;
+  attach_a(s);  // verified, A owns dm-0
+  ASSERT_EQ(guard::compute_policy(s.c()).devices.begin()->second.state, static_cast<uint32_t>(LW_GUARD_VERIFIED));
+  s.feed(failed_identity("8:16", "sdb"));
+  auto id = s.c().device_identity("254:0");
+  EXPECT_FALSE(id.complete) << "the previous identity must not stand in for a failed check";
+  ASSERT_EQ(id.unknown.size(), 1u);
+  EXPECT_EQ(id.unknown[0], "8:16");
+  auto p = guard::compute_policy(s.c());
+  ASSERT_EQ(p.devices.size(), 1u);
+  const auto& dm = p.devices.begin()->second;
+  EXPECT_EQ(dm.state, static_cast<uint32_t>(LW_GUARD_UNVERIFIED)) << dm.reason;
+  EXPECT_TRUE(dm.owners.empty());
+  EXPECT_EQ(dm.closed_paths, 2u) << "only sdb (paths[1]) must answer before it re-opens";
+  EXPECT_EQ(guard::to_kernel(dm, 1).closed_paths, 2u);
+  // dm fails the path: it carries no I/O, sda's identity stands.
+  s.feed(path_event(v1::LC_DM_PATH_FAIL, "8:16"));
+  EXPECT_TRUE(s.c().device_identity("254:0").complete);
+  // reinstated: unknown again until it answers
+  s.feed(path_event(v1::LC_DM_PATH_REINSTATE, "8:16"));
+  EXPECT_FALSE(s.c().device_identity("254:0").complete);
+  s.identity("8:16", "sdb", kWa, kVolA);
+  EXPECT_TRUE(s.c().device_identity("254:0").complete);
+  const auto& again = guard::compute_policy(s.c()).devices.begin()->second;
+  EXPECT_EQ(again.state, static_cast<uint32_t>(LW_GUARD_VERIFIED));
+  ASSERT_EQ(again.owners.size(), 1u);
+}
+
+TEST(Correlator, AFlowWaitingOnAFailedCheckIsJudgedWhenItAnswersLate) {
+  Stream s;
+  s.topology();
+  s.libvirt({Stream::libvirt_att(kUuidB, "instance-0000000b", kVolB)});
+  s.cinder({Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b")});
+  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+  s.feed(failed_identity("8:0", "sda"));
+  s.feed(failed_identity("8:16", "sdb"));
+  s.advance(60'000'000'000ULL);  // the LUN answers only a minute later
+  EXPECT_TRUE(s.firing(v1::CROSS_INSTANCE_ACCESS).empty());
+  s.identity_both(kWb, kVolB);
+  EXPECT_EQ(s.firing(v1::CROSS_INSTANCE_ACCESS).size(), 1u) << "the waiting flow was dropped unjudged";
+}
+
+TEST(Correlator, ALunGoneErrorMakesTheIdentityUnknownAndAsksAgain) {
+  Stream s;
+  attach_a(s);
+  v1::Event ev;
+  auto* e = ev.mutable_scsi_error();
+  e->set_dev("8:0");
+  e->set_dev_name("sda");
+  e->mutable_sense()->set_key(5);
+  e->mutable_sense()->set_asc(0x25);
+  auto out = s.feed(ev);
+  ASSERT_EQ(out.verify.size(), 1u);
+  EXPECT_EQ(out.verify[0].dev, "8:0");
+  EXPECT_FALSE(s.c().device_identity("254:0").complete);
+}
+
+// Issue 12 point 9: I/O queued in dm while a map's identity is in doubt fails.
+TEST(QueueHold, AQueueingMapIsSwitchedToFailWhileInDoubtAndRestoredOnceVerified) {
+  namespace fs = std::filesystem;
+  auto root = fs::temp_directory_path() / ("lw-dmq-" + std::to_string(::getpid()));
+  fs::create_directories(root / "dev/block/254:0/dm");
+  fs::create_directories(root / "dev/block/254:1/dm");
+  std::ofstream(root / "dev/block/254:0/dm/name") << "3600140aa\n";
+  std::ofstream(root / "dev/block/254:1/dm/name") << "3600140bb\n";
+  std::vector<std::string> calls;
+  bool queue0 = true;  // map 0 queues (queue_if_no_path), map 1 does not
+  guard::QueueHold::Options o;
+  o.state_file = (root / "held").string();
+  o.sysfs_root = root.string();
+  o.dmsetup = [&](const std::vector<std::string>& a) -> Result<std::string> {
+    std::string line;
+    for (const auto& x : a) line += (line.empty() ? "" : " ") + x;
+    calls.push_back(line);
+    if (a[0] == "table")
+      return std::string("0 131072 multipath ") + (a[1] == "3600140aa" && queue0 ? "1 queue_if_no_path" : "0") +
+             " 0 1 1 service-time 0 2 1 8:0 1 8:16 1\n";
+    if (a[0] == "message" && a[1] == "3600140aa") queue0 = a[3] == "queue_if_no_path";
+    return std::string();
+  };
+  {
+    guard::QueueHold h(o);
+    h.sync({"254:0", "254:1"});
+    EXPECT_FALSE(queue0) << "the queueing map must fail queued I/O while in doubt";
+    EXPECT_EQ(h.held(), std::set<std::string>{"3600140aa"}) << "a map that does not queue is left alone";
+    size_t n = calls.size();
+    h.sync({"254:0"});
+    EXPECT_EQ(calls.size(), n) << "already switched: nothing to do";
+  }
+  // a restarted agent remembers what it switched, and restores it once verified
+  guard::QueueHold h2(o);
+  EXPECT_EQ(h2.held(), std::set<std::string>{"3600140aa"});
+  h2.sync({});
+  EXPECT_TRUE(queue0) << "the operator's queue_if_no_path is restored";
+  EXPECT_TRUE(h2.held().empty());
+  EXPECT_EQ(calls.back(), "message 3600140aa 0 queue_if_no_path");
+  fs::remove_all(root);
+}
+
+TEST(QueueHold, AMapIsInDoubtWhenClosedOrAPathIsUnknown) {
+  Stream s;
+  attach_a(s);
+  std::map<uint32_t, lw_guard_dev> kernel;
+  lw_guard_dev g{};
+  g.state = LW_GUARD_VERIFIED;
+  kernel[(254u << 20) | 0u] = g;
+  EXPECT_TRUE(guard::maps_in_doubt(s.c(), kernel).empty());
+  s.feed(failed_identity("8:0", "sda"));
+  s.feed(path_event(v1::LC_DM_PATH_FAIL, "8:0"));  // failed paths count here: queued I/O waits on them
+  EXPECT_EQ(guard::maps_in_doubt(s.c(), kernel), std::set<std::string>{"254:0"});
+  s.identity("8:0", "sda", kWa, kVolA);
+  EXPECT_TRUE(guard::maps_in_doubt(s.c(), kernel).empty());
+  kernel[(254u << 20) | 0u].state = LW_GUARD_UNVERIFIED;  // closed by the kernel (a scan)
+  EXPECT_EQ(guard::maps_in_doubt(s.c(), kernel), std::set<std::string>{"254:0"});
 }

@@ -8,6 +8,12 @@
 #include <thread>
 
 #include "topology/sgio.h"
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <atomic>
+#include <algorithm>
 #include "topology/sysfs.h"
 #include "topology/vpd.h"
 
@@ -187,7 +193,7 @@ TEST(Verifier, DeliversAnswersAndTimesOutAHungLunWithoutBlocking) {
   // /dev/null is char, not block: the verifier makes a private block node 1:3.
   ASSERT_TRUE(v.submit("null", {1, 3}));
   ASSERT_TRUE(v.submit("hung", {1, 5}));
-  EXPECT_FALSE(v.submit("hung", {1, 5})) << "a pending LUN must not be asked twice";
+  EXPECT_TRUE(v.submit("hung", {1, 5})) << "a second request for a pending LUN is merged, not refused";
   auto t0 = std::chrono::steady_clock::now();
   auto got = v.wait_all(std::chrono::seconds(5));
   auto waited = std::chrono::steady_clock::now() - t0;
@@ -204,7 +210,9 @@ TEST(Verifier, DeliversAnswersAndTimesOutAHungLunWithoutBlocking) {
   EXPECT_EQ(ok, 1);
   EXPECT_EQ(timed_out, 1);
   EXPECT_EQ(v.timeouts_total(), 1u);
-  EXPECT_FALSE(v.submit("hung", {1, 5})) << "still stuck: not asked again";
+  v.submit("hung", {1, 5});
+  EXPECT_EQ(v.stats().hung, 1u) << "still stuck: not asked again";
+  EXPECT_EQ(v.in_flight(), 0u) << "a hung LUN does not count as in flight";
   release = true;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   std::vector<topology::VerifyOutcome> late;
@@ -215,6 +223,202 @@ TEST(Verifier, DeliversAnswersAndTimesOutAHungLunWithoutBlocking) {
   ASSERT_EQ(late.size(), 1u);
   EXPECT_FALSE(late[0].ok);
   EXPECT_EQ(late[0].error, "late");
-  EXPECT_TRUE(v.submit("hung", {1, 5})) << "answered: may be asked again";
+  EXPECT_EQ(v.stats().hung, 0u);
+  EXPECT_EQ(v.stats().retry_wait, 1u) << "a failed answer is retried after a backoff";
   fs::remove_all(o.private_dir);
+}
+
+namespace {
+// A fake array for the queue tests: answers by device name, counts calls and
+// the highest concurrency seen; names in `hang` block until released.
+struct FakeArray {
+  std::mutex mu;
+  std::map<std::string, int> calls;
+  std::map<std::string, std::string> wwid;  // name -> answer; missing: an error
+  std::set<std::string> hang;
+  std::atomic<bool> release{false};
+  std::atomic<int> running{0}, max_running{0};
+  std::chrono::milliseconds service{5};
+  topology::IdentityVerifier::Options options() {
+    topology::IdentityVerifier::Options o;
+    o.timeout = std::chrono::seconds(5);  // the hung-LUN test sets a short one
+    o.max_in_flight = 4;
+    o.retry_base = std::chrono::milliseconds(20);
+    o.retry_max = std::chrono::milliseconds(80);
+    o.max_attempts = 4;
+    o.node = [](const std::string& name, DevNum) -> Result<std::string> { return "/fake/" + name; };
+    o.inquire = [this](const std::string& node, std::chrono::milliseconds) -> Result<v1::Identity> {
+      std::string name = node.substr(6);
+      int now = ++running;
+      for (int m = max_running; now > m && !max_running.compare_exchange_weak(m, now);) {
+      }
+      bool hung, known;
+      std::string w;
+      {
+        std::lock_guard<std::mutex> l(mu);
+        calls[name]++;
+        hung = hang.count(name) > 0;
+        known = wwid.count(name) > 0;
+        if (known) w = wwid[name];
+      }
+      std::this_thread::sleep_for(service);
+      while (hung && !release) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      --running;
+      if (!known) return make_error(Errc::kIo, "INQUIRY VPD 0x83: status 0x2");
+      v1::Identity id;
+      id.set_wwid(w);
+      return id;
+    };
+    return o;
+  }
+  int count(const std::string& n) {
+    std::lock_guard<std::mutex> l(mu);
+    return calls[n];
+  }
+};
+
+// Takes outcomes until pred holds or the deadline passes.
+template <typename Pred>
+std::vector<topology::VerifyOutcome> take_until(topology::IdentityVerifier& v, Pred pred,
+                                                std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  std::vector<topology::VerifyOutcome> all;
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred(all) && std::chrono::steady_clock::now() < deadline) {
+    for (auto& o : v.take()) all.push_back(std::move(o));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return all;
+}
+}  // namespace
+
+TEST(VerifyQueue, EveryDeviceIsCheckedWithBoundedConcurrency) {
+  FakeArray a;
+  a.service = std::chrono::milliseconds(20);  // long enough that workers overlap on a busy machine
+  for (int i = 0; i < 100; ++i) a.wwid["sd" + std::to_string(i)] = "naa.6" + std::to_string(i);
+  topology::IdentityVerifier v(a.options());
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(v.submit("sd" + std::to_string(i), {8, static_cast<uint32_t>(i)}, v1::VERIFY_SCAN));
+  auto st = v.stats();
+  EXPECT_EQ(st.running + st.queued, 100u) << "nothing refused or dropped";
+  EXPECT_LE(st.running, 4u);
+  auto got = take_until(v, [](const auto& all) { return all.size() >= 100; });
+  ASSERT_EQ(got.size(), 100u);
+  std::set<std::string> names;
+  for (const auto& o : got) {
+    EXPECT_TRUE(o.ok) << o.name << ": " << o.error;
+    EXPECT_EQ(o.reason, v1::VERIFY_SCAN);
+    EXPECT_GT(o.asked_ns, 0u);
+    names.insert(o.name);
+  }
+  EXPECT_EQ(names.size(), 100u);
+  EXPECT_LE(a.max_running.load(), 4) << "more checks ran at once than max_in_flight";
+  EXPECT_GE(a.max_running.load(), 2) << "the queue did not run checks concurrently";
+  EXPECT_EQ(v.stats().queued, 0u);
+  EXPECT_EQ(v.stats().oldest_age_s, 0.0);
+}
+
+TEST(VerifyQueue, DeduplicatesAndRerunsARequestThatArrivedDuringItsCheck) {
+  FakeArray a;
+  a.wwid["sda"] = "naa.61";
+  a.wwid["sdb"] = "naa.62";
+  a.service = std::chrono::milliseconds(50);
+  auto o = a.options();
+  o.max_in_flight = 1;
+  topology::IdentityVerifier v(o);
+  v.submit("sda", {8, 0}, v1::VERIFY_PERIODIC);  // starts at once
+  v.submit("sdb", {8, 16}, v1::VERIFY_PERIODIC);  // queued
+  for (int i = 0; i < 10; ++i) v.submit("sdb", {8, 16}, v1::VERIFY_PERIODIC);
+  v.submit("sdb", {8, 16}, v1::VERIFY_SCAN);
+  EXPECT_EQ(v.stats().queued, 1u) << "sdb queued once";
+  v.submit("sda", {8, 0}, v1::VERIFY_SCAN);  // during sda's check: one more after it
+  auto got = take_until(v, [](const auto& all) { return all.size() >= 3; });
+  take_until(v, [](const auto&) { return false; }, std::chrono::milliseconds(300));  // nothing more comes
+  EXPECT_EQ(a.count("sdb"), 1);
+  EXPECT_EQ(a.count("sda"), 2) << "a request made while a check ran must get an answer asked after it";
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[1].name, "sdb") << "fair: sdb was queued before sda's re-run";
+  EXPECT_EQ(got[1].reason, v1::VERIFY_SCAN) << "the specific reason wins over periodic";
+  EXPECT_EQ(got[2].name, "sda");
+  EXPECT_GT(got[2].asked_ns, got[0].asked_ns);
+}
+
+TEST(VerifyQueue, HungLunsAreIsolatedAndDoNotStallOthers) {
+  FakeArray a;
+  for (int i = 0; i < 20; ++i) a.wwid["sd" + std::to_string(i)] = "naa.6" + std::to_string(i);
+  a.hang = {"sd0", "sd1", "sd2", "sd3", "sd4", "sd5"};  // more hung LUNs than workers
+  auto o = a.options();
+  o.timeout = std::chrono::milliseconds(200);
+  topology::IdentityVerifier v(o);
+  for (int i = 0; i < 20; ++i) v.submit("sd" + std::to_string(i), {8, static_cast<uint32_t>(i)}, v1::VERIFY_PERIODIC);
+  auto got = take_until(v, [](const auto& all) {
+    return std::count_if(all.begin(), all.end(), [](const auto& o) { return o.ok; }) >= 14 &&
+           std::count_if(all.begin(), all.end(), [](const auto& o) { return o.timed_out; }) >= 6;
+  });
+  std::set<std::string> ok, timed_out;
+  for (const auto& o : got) (o.ok ? ok : timed_out).insert(o.name);
+  EXPECT_EQ(ok.size(), 14u) << "every healthy device answered despite 6 hung LUNs and 4 workers";
+  for (const auto& h : a.hang) EXPECT_TRUE(timed_out.count(h)) << h << " not reported as timed out";
+  EXPECT_EQ(v.stats().hung, 6u);
+  for (int i = 0; i < 3; ++i) v.submit("sd0", {8, 0}, v1::VERIFY_SCAN);
+  take_until(v, [](const auto&) { return false; }, std::chrono::milliseconds(300));
+  EXPECT_EQ(a.count("sd0"), 1) << "a hung LUN is not asked again while stuck";
+  EXPECT_GT(v.stats().oldest_age_s, 0.2) << "the hung requests are the oldest unanswered";
+  a.release = true;
+  auto late = take_until(v, [](const auto& all) { return all.size() >= 6; });
+  EXPECT_GE(late.size(), 6u);
+  // sd0 was asked for again while stuck: answered ok, so it is asked once more.
+  take_until(v, [&](const auto&) { return a.count("sd0") >= 2; });
+  EXPECT_EQ(a.count("sd0"), 2);
+}
+
+TEST(VerifyQueue, FailuresAreRetriedWithBackoffThenGivenUp) {
+  FakeArray a;  // "bad" has no answer: every INQUIRY fails
+  a.wwid["good"] = "naa.61";
+  topology::IdentityVerifier v(a.options());
+  auto t0 = std::chrono::steady_clock::now();
+  v.submit("bad", {8, 0}, v1::VERIFY_SCAN);
+  v.submit("good", {8, 16}, v1::VERIFY_SCAN);
+  auto got = take_until(v, [](const auto& all) {
+    return std::count_if(all.begin(), all.end(), [](const auto& o) { return o.name == "bad"; }) >= 4;
+  });
+  auto took = std::chrono::steady_clock::now() - t0;
+  std::vector<topology::VerifyOutcome> bad;
+  for (const auto& o : got)
+    if (o.name == "bad") bad.push_back(o);
+  ASSERT_EQ(bad.size(), 4u);
+  for (size_t i = 0; i < bad.size(); ++i) {
+    EXPECT_FALSE(bad[i].ok);
+    EXPECT_EQ(bad[i].attempt, i + 1);
+  }
+  EXPECT_EQ(bad[1].reason, v1::VERIFY_ERROR_RECOVERY);
+  // Backoff 20, 40, 80 ms between the four tries.
+  EXPECT_GE(std::chrono::nanoseconds(bad[3].asked_ns - bad[0].asked_ns), std::chrono::milliseconds(140));
+  EXPECT_GE(took, std::chrono::milliseconds(140));
+  take_until(v, [](const auto&) { return false; }, std::chrono::milliseconds(300));
+  EXPECT_EQ(a.count("bad"), 4) << "given up after max_attempts";
+  EXPECT_EQ(a.count("good"), 1);
+  EXPECT_EQ(v.stats().retries_total, 3u);
+  ASSERT_TRUE(v.since_good("good"));
+  ASSERT_TRUE(v.since_good("bad"));
+  EXPECT_GT(*v.since_good("bad"), *v.since_good("good")) << "never good: its age runs from the first request";
+  EXPECT_FALSE(v.since_good("never"));
+  // A periodic request starts a new streak.
+  v.submit("bad", {8, 0}, v1::VERIFY_PERIODIC);
+  take_until(v, [&](const auto&) { return a.count("bad") >= 5; });
+  EXPECT_EQ(a.count("bad"), 5);
+  v.forget("bad");
+  EXPECT_FALSE(v.since_good("bad"));
+}
+
+TEST(VerifyQueue, AGoneDeviceIsNotRetried) {
+  FakeArray a;
+  auto o = a.options();
+  o.inquire = [](const std::string&, std::chrono::milliseconds) -> Result<v1::Identity> {
+    return make_error(Errc::kNotFound, "cannot open /dev/sdz: No such device or address");
+  };
+  topology::IdentityVerifier v(o);
+  v.submit("sdz", {8, 0}, v1::VERIFY_SCAN);
+  auto got = take_until(v, [](const auto& all) { return !all.empty(); });
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(got[0].gone);
+  EXPECT_EQ(v.stats().retry_wait, 0u);
 }

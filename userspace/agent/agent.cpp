@@ -22,10 +22,15 @@
 #include "agent/pipeline.h"
 #include "agent/stats_file.h"
 #include "agent/timers.h"
+#include "agent/verify_health.h"
 #include "audit/audit.h"
+#include "audit/isolated.h"
+#include "common/pidfile.h"
+#include "common/safe_file.h"
 #include "common/devt.h"
 #include "common/log.h"
 #include "detect/annotate.h"
+#include "guard/dmqueue.h"
 #include "guard/maps.h"
 #include "inventory/cgroups.h"
 #include "inventory/file_source.h"
@@ -51,6 +56,8 @@ std::atomic<bool> g_stop{false};
 std::atomic<bool> g_dump_now{false};
 void on_signal(int) { g_stop = true; }
 void on_usr1(int) { g_dump_now = true; }
+std::atomic<bool> g_reopen{false};  // SIGHUP: reopen the alerts file (logrotate)
+void on_hup(int) { g_reopen = true; }
 
 v1::Severity severity_threshold(const std::string& s) {
   if (s == "critical") return v1::SEVERITY_CRITICAL;
@@ -121,8 +128,9 @@ int64_t unix_ms() {
 }
 
 std::FILE* open_out(const std::string& path) {
-  if (path.empty() || path == "-") return stdout;
-  return std::fopen(path.c_str(), "a");
+  auto f = fopen_append_safe(path);  // O_NOFOLLOW, 0600, ours
+  if (!f) log::error(f.error().message);
+  return f ? f.value() : nullptr;
 }
 
 }  // namespace
@@ -131,7 +139,6 @@ struct Agent::Impl {
   explicit Impl(const AgentOptions& o) : o_(o) {}
   ~Impl() {
     if (events_file_ && events_file_ != stdout) std::fclose(events_file_);
-    if (alerts_file_ && alerts_file_ != stdout) std::fclose(alerts_file_);
   }
   Result<void> init();
   int run();
@@ -164,6 +171,7 @@ struct Agent::Impl {
   void maybe_capture(const v1::Alert& a);
   void write_capture();
   void run_audit();
+  void audit_done(const audit::Report& report);
   void drain_containment();
 
   const AgentOptions o_;
@@ -184,13 +192,15 @@ struct Agent::Impl {
   v1::Topology last_topology_;
   std::unique_ptr<guard::GuardMaps> guard_;
   std::unique_ptr<GuardSync> guard_sync_;
+  std::unique_ptr<guard::QueueHold> dmhold_;
+  audit::IsolatedAudit audit_job_;
+  bool starting_ = true;  // until every device's first check after start has answered
+  std::optional<int> pid_lock_;  // single instance: held until we exit
   std::unique_ptr<contain::Runner> contain_;
   uint32_t guard_mode_ = LW_GUARD_OFF;
-  std::map<std::string, uint64_t> verify_submit_ns_;  // sd name -> when its SG_IO was asked
   std::FILE* events_file_ = nullptr;
-  std::FILE* alerts_file_ = nullptr;
-  std::map<std::string, v1::VerifyReason> verify_reason_;
   std::map<std::pair<uint32_t, uint32_t>, std::pair<uint64_t, uint64_t>> carried_;  // bytes of re-armed flows
+  std::map<std::pair<std::string, std::string>, std::pair<uint64_t, uint64_t>> retired_;  // (who, volume): swept flows' bytes
   Timers timers_;
   uint64_t alerts_total_ = 0;
   uint64_t vanished_total_ = 0;
@@ -212,10 +222,7 @@ DispatchTargets Agent::Impl::dispatch_targets() {
   };
   t.alerts_changed = [this] { metrics_.set_active_alerts(correlator().active_alerts()); };
   t.verify = [this](const detect::VerifyRequest& r, DevNum d) {
-    if (!verifier_->submit(r.name, d)) return false;
-    verify_reason_[r.name] = r.reason;
-    verify_submit_ns_[r.name] = mono_ns();
-    return true;
+    return verifier_->submit(r.name, d, r.reason);  // queued: deduplicated, never dropped
   };
   t.rearm = [this](const std::set<uint32_t>& devs) {
     if (probes_) carry(probes_->rearm_flows(devs));
@@ -234,8 +241,11 @@ DispatchTargets Agent::Impl::dispatch_targets() {
 void Agent::Impl::sync_guard() {
   if (!guard_sync_) return;
   detect::Output again;
-  again.verify = guard_sync_->sync(correlator(), last_topology_, mono_ns());
+  again.verify = guard_sync_->sync(correlator(), last_topology_, mono_ns(), starting_);
   dispatcher_->dispatch(again);
+  // enforce: I/O queued in dm (queue_if_no_path) on a map in doubt fails
+  // rather than reach whatever LUN answers next (guard/dmqueue.h).
+  if (dmhold_) dmhold_->sync(guard::maps_in_doubt(correlator(), guard_->devices()));
 }
 
 // Alerts whose containment actions all have a result: written again (same
@@ -348,8 +358,11 @@ void Agent::Impl::write_capture() {
   cfg["verify_interval_s"] = std::to_string(o_.verify_interval_s);
   cfg["orphan_grace_s"] = std::to_string(o_.orphan_grace_s);
 
-  std::error_code ec;
-  std::filesystem::create_directories(o_.dump_dir, ec);
+  if (auto dir = ensure_private_dir(o_.dump_dir, 0750); !dir) {  // never into a folder others can write
+    metrics_.dump_error("unsafe_dir");
+    log::error("capture not written: " + dir.error().message);
+    return;
+  }
   std::string stamp = sinks::rfc3339_ms(unix_ms());
   for (auto& c : stamp)
     if (c == ':') c = '-';
@@ -389,23 +402,47 @@ void Agent::Impl::update_metrics() {
       volume_of[att.resolved_dev()] = att.volume_id();
   std::map<std::pair<std::string, std::string>, sinks::FlowBytes> agg;
   auto flows = probes_->flows();
-  for (const auto& f : flows) {
+  // Exited processes' flows would hide a reused pid and fill the map: removed
+  // from the kernel, their bytes kept in retired_ so the counters never drop.
+  auto dead = probes_->sweep_dead_flows(flows);
+  std::vector<bool> is_dead(flows.size(), false);
+  for (size_t i : dead) is_dead[i] = true;
+  for (size_t i = 0; i < flows.size(); ++i) {
+    const auto& f = flows[i];
     auto inst = instances_->resolve(f.key.tgid);
     std::string who = inst.name().empty() ? "host" : inst.name();
     std::string dev = to_string(from_kernel_dev(f.key.dev));
     auto vit = volume_of.find(dev);
     std::string vol = vit == volume_of.end() ? "" : vit->second;
     if (who == "host" && vol.empty()) continue;  // keep label sets bounded: volumes and instances only
+    uint64_t rb = f.val.bytes[0] + carried_[{f.key.tgid, f.key.dev}].first;
+    uint64_t wb = f.val.bytes[1] + carried_[{f.key.tgid, f.key.dev}].second;
+    if (is_dead[i]) {  // counted from retired_ below, this time and every time after
+      retired_[{who, vol}].first += rb;
+      retired_[{who, vol}].second += wb;
+      carried_.erase({f.key.tgid, f.key.dev});
+      continue;
+    }
     auto& a = agg[{who, vol}];
     a.instance = who;
     a.volume = vol;
-    a.read_bytes += f.val.bytes[0] + carried_[{f.key.tgid, f.key.dev}].first;
-    a.write_bytes += f.val.bytes[1] + carried_[{f.key.tgid, f.key.dev}].second;
+    a.read_bytes += rb;
+    a.write_bytes += wb;
+  }
+  for (const auto& [k, v] : retired_) {
+    auto& a = agg[k];
+    a.instance = k.first;
+    a.volume = k.second;
+    a.read_bytes += v.first;
+    a.write_bytes += v.second;
   }
   std::vector<sinks::FlowBytes> out;
   for (auto& [k, v] : agg) out.push_back(v);
-  metrics_.set_flows(out, flows.size());
+  metrics_.set_flows(out, flows.size() - dead.size());
   metrics_.set_topology(last_topology_);
+  metrics_.set_verify_queue(verify_health(
+      correlator(), *verifier_,
+      o_.verify_max_age_s > 0 ? o_.verify_max_age_s : 3 * o_.verify_interval_s + o_.verify_timeout_s));
   std::vector<v1::SourceSnapshot> snaps;
   for (const auto& s : sources_) snaps.push_back(s->snapshot());
   metrics_.set_sources(snaps, unix_ms());
@@ -418,9 +455,11 @@ void Agent::Impl::update_metrics() {
   }
 }
 
-void Agent::Impl::run_audit() {
-  audit::AuditOptions ao;
-  auto report = audit::run_audit(ao);
+void Agent::Impl::run_audit() {  // in a child with a deadline: its crash or hang costs a finding, never the agent
+  if (!audit_job_.running()) audit_job_.start(audit::AuditOptions{}, std::chrono::minutes(5));
+}
+
+void Agent::Impl::audit_done(const audit::Report& report) {
   std::map<std::pair<std::string, std::string>, int> by;
   for (const auto& f : report.findings) by[{f.id, audit::severity_name(f.severity)}]++;
   metrics_.set_audit_findings(by);
@@ -436,16 +475,11 @@ void Agent::Impl::verify_all(v1::VerifyReason why) {
 void Agent::Impl::drain_verifier() {
   for (auto& o : verifier_->take()) {
     v1::Event ev = topology::identity_event(o);
-    auto* c = ev.mutable_identity();
-    auto it = verify_reason_.find(o.name);
-    if (it != verify_reason_.end()) {
-      c->set_reason(it->second);
-      if (!o.timed_out) verify_reason_.erase(it);
-    }
+    ev.mutable_identity()->set_reason(o.reason);
     if (!o.ok) log::warn("identity of " + o.name + " not verified: " + o.error);
-    if (!o.ok && guard_sync_) guard_sync_->verify_failed(to_string(o.dev), verify_submit_ns_[o.name]);
+    if (!o.ok && guard_sync_) guard_sync_->verify_failed(to_string(o.dev), o.asked_ns);
     if (o.ok) {
-      if (guard_sync_) guard_sync_->verified(to_string(o.dev), verify_submit_ns_[o.name]);
+      if (guard_sync_) guard_sync_->verified(to_string(o.dev), o.asked_ns);
       for (const auto& d : last_topology_.devices())
         if (d.name() == o.name) metrics_.identity_checked(d.dev(), d.cached().wwid(), o.identity.wwid());
     }
@@ -456,6 +490,11 @@ void Agent::Impl::drain_verifier() {
 
 Result<void> Agent::Impl::init() {
   const auto& r = o_.run;
+  if (!o_.pid_file.empty()) {  // single instance: the lock is held until we exit
+    auto lock = lock_pid_file(o_.pid_file);  // not root: the BPF load below says so, with its exit code
+    if (lock) pid_lock_ = lock.value();
+    else if (lock.error().code == Errc::kInvalidArgument || ::geteuid() == 0) return make_error(Errc::kIo, lock.error().message);
+  }
   // Settings first: a bad one is a usage error before anything is loaded.
   {
     contain::Options co = o_.contain;  // containment on confirmed leaks (off unless configured)
@@ -510,6 +549,11 @@ Result<void> Agent::Impl::init() {
       if (auto a = guard_->set_allow({static_cast<uint32_t>(getpid())}); !a.ok())
         log::warn("guard: " + a.error().message);
       guard_sync_ = std::make_unique<GuardSync>(*guard_);
+      if (guard_mode_ == LW_GUARD_ENFORCE) {
+        guard::QueueHold::Options qo;
+        qo.sysfs_root = o_.sysfs_root;
+        dmhold_ = std::make_unique<guard::QueueHold>(qo);
+      }
       auto pinned = guard::pin_links(links, o_.pin_dir);
       if (!pinned.ok()) log::warn(pinned.error().message + " (guard stops with the agent)");
       log::info(std::string("guard: ") + guard::mode_name(guard_mode_));
@@ -527,10 +571,10 @@ Result<void> Agent::Impl::init() {
     if (!events_file_) return make_error(Errc::kIo, "cannot open events file " + r.events_file);
     events_out_ = std::make_unique<sinks::JsonLines>(events_file_);
   }
-  alerts_file_ = open_out(o_.alerts_file);
-  if (!alerts_file_) return make_error(Errc::kIo, "cannot open alerts file " + o_.alerts_file);
-  alerts_out_ = std::make_unique<sinks::AlertWriter>(
-      alerts_file_, o_.alert_format == "falco" ? sinks::AlertFormat::kFalco : sinks::AlertFormat::kJson);
+  auto aw = sinks::AlertWriter::open(o_.alerts_file, o_.alert_format == "falco" ? sinks::AlertFormat::kFalco
+                                                                                 : sinks::AlertFormat::kJson);
+  if (!aw) return make_error(Errc::kIo, aw.error().message);
+  alerts_out_ = std::move(aw.value());
   if (!o_.record_file.empty()) {
     auto rec = sinks::RecordWriter::open(o_.record_file);
     if (!rec.ok()) return make_error(Errc::kIo, rec.error().message);
@@ -608,12 +652,9 @@ int Agent::Impl::run() {
   struct sigaction su {};
   su.sa_handler = on_usr1;
   sigaction(SIGUSR1, &su, nullptr);
-  if (!o_.pid_file.empty()) {
-    std::error_code pec;
-    std::filesystem::create_directories(std::filesystem::path(o_.pid_file).parent_path(), pec);
-    std::ofstream(o_.pid_file) << getpid() << "\n";
-  }
-  if (!r.ready_file.empty()) std::ofstream(r.ready_file) << getpid() << "\n";
+  struct sigaction sh {};
+  sh.sa_handler = on_hup;
+  sigaction(SIGHUP, &sh, nullptr);
 
   // Periodic work, in the order it runs when several are due.
   auto start = Clock::now();
@@ -624,6 +665,8 @@ int Agent::Impl::run() {
   timers_.add(
       "guard and metrics", std::chrono::seconds(2),
       [this] {
+        alerts_out_->retry();
+        metrics_.set_alert_output(alerts_out_->write_failures(), alerts_out_->spooled(), alerts_out_->dropped());
         sync_guard();
         update_metrics();
       },
@@ -634,8 +677,28 @@ int Agent::Impl::run() {
       "audit", std::chrono::hours(1), [this] { run_audit(); }, start, std::chrono::seconds(20));
   timers_.add(
       "verify", seconds(o_.verify_interval_s), [this] { verify_all(v1::VERIFY_PERIODIC); }, start);
+  // Hooks of modules loaded after start (probes/loader.h attach_new_modules).
+  timers_.add(
+      "late modules", std::chrono::seconds(1),
+      [this] {
+        if (probes_->attach_new_modules() > 0) update_metrics();
+      },
+      start);
+  // Ready (and the guard's instance lists trusted) once every device's first
+  // check since start has answered, or after one check's deadline and a bit.
+  auto startup_deadline = start + std::chrono::milliseconds(static_cast<int64_t>(o_.verify_timeout_s * 1000) + 2000);
+  auto last_drain = Clock::now();
 
-  probes::EventHandler handler = [this](v1::Event&& ev) { on_kernel_event(std::move(ev)); };
+  probes::EventHandler handler = [&](v1::Event&& ev) {
+    on_kernel_event(std::move(ev));
+    // A burst of kernel events (a remap's unit attentions, would-deny reports
+    // of closed devices) is consumed in one poll: identity answers are applied
+    // in between, so the devices re-open and the burst ends.
+    if (Clock::now() - last_drain > std::chrono::milliseconds(20)) {
+      drain_verifier();
+      last_drain = Clock::now();
+    }
+  };
   while (!g_stop) {
     auto now = Clock::now();
     if (r.duration_s > 0 && now - start >= std::chrono::duration<double>(r.duration_s)) break;
@@ -647,6 +710,16 @@ int Agent::Impl::run() {
     drain_verifier();
     drain_containment();
     now = Clock::now();
+    if (starting_ && (verifier_->in_flight() == 0 || now >= startup_deadline)) {
+      starting_ = false;
+      sync_guard();
+      log::info("ready: first verification of " + std::to_string(correlator().devices().size()) + " devices done in " +
+                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - start).count()) + " ms");
+      if (!r.ready_file.empty()) std::ofstream(r.ready_file) << getpid() << "\n";
+    }
+    if (g_reopen.exchange(false))
+      if (auto ro = alerts_out_->reopen(); !ro) log::error(ro.error().message + " (alerts go to the old file)");
+    if (auto rep = audit_job_.poll()) audit_done(*rep);
     if (g_dump_now.exchange(false)) {
       v1::Alert on_demand;
       on_demand.set_summary("capture on demand (SIGUSR1 / lunwatch dump now)");

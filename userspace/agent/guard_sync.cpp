@@ -15,7 +15,7 @@ void GuardSync::verified(const std::string& dev, uint64_t asked_ns) {
 void GuardSync::verify_failed(const std::string& dev, uint64_t asked_ns) { ledger_.failed_since[dev] = asked_ns; }
 
 std::vector<detect::VerifyRequest> GuardSync::sync(const detect::Correlator& c, const v1::Topology& topology,
-                                                   uint64_t now_ns) {
+                                                   uint64_t now_ns, bool starting) {
   // Instance scopes by pid, cached (a scope outlives its qemu's pid only
   // through a restart, which brings a new pid); re-read once a minute.
   if (now_ns - cgroup_cache_ns_ > 60'000'000'000ULL) {
@@ -34,8 +34,10 @@ std::vector<detect::VerifyRequest> GuardSync::sync(const detect::Correlator& c, 
   in.ledger = &ledger_;
   for (const auto& d : topology.devices()) in.present.insert(d.dev());
   for (const auto& m : topology.maps()) in.present.insert(m.dev());
-  for (const auto& d : c.devices())
+  for (const auto& d : c.devices()) {
     if (!d.name.empty()) in.names[d.dev] = d.name;
+    if (d.path_failed) in.failed_paths.insert(d.dev);
+  }
   in.now_ns = now_ns;
   auto plan = guard::reconcile(in, state_);
 
@@ -57,6 +59,7 @@ std::vector<detect::VerifyRequest> GuardSync::sync(const detect::Correlator& c, 
     if (checked(maps_.put_device(p.kdev, p.entry), "cannot revoke " + to_string(from_kernel_dev(p.kdev))))
       log::warn(p.message);
   for (uint32_t kdev : plan.removes) checked(maps_.remove_device(kdev), "cannot remove an entry");
+  if (starting) return plan.verify;
   checked(maps_.set_procs(plan.procs), "cannot write the instance processes");
   checked(maps_.set_cgroups(plan.cgroups), "cannot write the instance scopes");
   return plan.verify;

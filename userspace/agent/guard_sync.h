@@ -26,7 +26,11 @@ class GuardSync {
   void verify_failed(const std::string& dev, uint64_t asked_ns);
 
   // One round; returns the verification requests a re-open waits for.
-  std::vector<detect::VerifyRequest> sync(const detect::Correlator& c, const v1::Topology& topology, uint64_t now_ns);
+  // starting: the instance lists of the previous agent's era stay until the
+  // first verification round is done, so a new owner is not listed as an
+  // instance before its device names it owner (it would be refused).
+  std::vector<detect::VerifyRequest> sync(const detect::Correlator& c, const v1::Topology& topology, uint64_t now_ns,
+                                          bool starting = false);
 
   uint64_t map_errors() const { return map_errors_; }
 

@@ -44,6 +44,7 @@ struct AgentOptions {
   double verify_interval_s = 60;
   double orphan_grace_s = 60;
   double verify_timeout_s = 3;
+  double verify_max_age_s = 0;  // bound on a held path's last good verification; 0: 3 x interval + timeout
   std::string hostname;
   std::string metrics_listen = "127.0.0.1:9477";
   std::string guard_mode = "monitor";  // off | monitor | enforce

@@ -301,8 +301,10 @@ Opt get_opt(const ConfSet& cs, const std::string& section, const std::string& ke
   auto r = cs.cfg.resolved(section, key);
   if (r)
     o.value = r.value();
-  else
-    o.error = r.error().message;
+  else  // the resolver's message names the $reference: part of the value, so never for a secret
+    o.error = is_secret_key(key) ? o.entry->file + ":" + std::to_string(o.entry->line) + ": " + key +
+                                       " cannot be interpolated (a '$' in it names no option)"
+                                 : r.error().message;
   return o;
 }
 

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_input.h"
 #include "audit/fsutil.h"
 
 namespace lunwatch::audit {
@@ -95,12 +96,9 @@ ImageRecord one(const json& o) {
 }  // namespace
 
 Result<std::vector<ImageRecord>> parse_image_list(std::string_view text) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    return make_error(Errc::kParse, std::string("invalid JSON: ") + e.what());
-  }
+  auto parsed = parse_json(text);
+  if (!parsed.ok()) return make_error(Errc::kParse, "invalid JSON: " + parsed.error().message);
+  const json& j = parsed.value();
   std::vector<ImageRecord> out;
   const json* list = nullptr;
   if (j.is_object() && member(j, "images") && member(j, "images")->is_array()) {

@@ -5,6 +5,9 @@
 namespace lunwatch::audit {
 namespace {
 
+constexpr size_t kMaxBlockDepth = 8;
+constexpr size_t kMaxTokens = 1u << 20;
+
 struct Token {
   enum Kind { kWord, kOpen, kClose, kEol } kind;
   std::string text;
@@ -16,6 +19,7 @@ Result<std::vector<Token>> tokenize(std::string_view text, const std::string& fi
   int line = 1;
   size_t i = 0;
   while (i < text.size()) {
+    if (out.size() > kMaxTokens) return make_error(Errc::kParse, file + ": more than a million tokens");
     char c = text[i];
     if (c == '\n') {
       out.push_back({Token::kEol, "", line});
@@ -90,6 +94,10 @@ Result<MpathBlock> parse_multipath_conf(std::string_view text, const std::string
     size_t j = i + 1;
     while (j < t.size() && t[j].kind == Token::kEol) ++j;
     if (j < t.size() && t[j].kind == Token::kOpen) {
+      // multipath.conf nests at most 2 deep (devices { device { } }); a deep
+      // file would cost a recursive destructor the stack.
+      if (open.size() >= kMaxBlockDepth)
+        return err(tok.line, "blocks nested deeper than " + std::to_string(kMaxBlockDepth));
       MpathBlock b;
       b.name = tok.text;
       b.line = tok.line;

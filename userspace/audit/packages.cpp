@@ -337,8 +337,9 @@ PackageScan scan_packages(const PackageScanOptions& opt) {
 
   // Command-line versions replace whatever was found for that component.
   for (const auto& [component, version] : opt.overrides) {
+    const std::string& comp = component;  // clang 14 (the fuzz build) cannot capture a structured binding
     scan.installs.erase(std::remove_if(scan.installs.begin(), scan.installs.end(),
-                                       [&](const Installation& i) { return i.component == component; }),
+                                       [&](const Installation& i) { return i.component == comp; }),
                         scan.installs.end());
     Installation inst;
     inst.component = component;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "audit/fsutil.h"
+#include "common/json_input.h"
 
 namespace lunwatch::audit {
 namespace {
@@ -21,14 +22,13 @@ int line_of(std::string_view text, size_t pos) {
 Result<PolicyFile> parse_json_policy(std::string_view text, const std::string& file) {
   PolicyFile p;
   p.files.push_back(file);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    // byte offset -> line
-    size_t off = std::min(static_cast<size_t>(e.byte), text.size());
-    return perr(file, line_of(text, off ? off - 1 : 0), std::string("invalid JSON: ") + e.what());
+  size_t err_byte = 0;
+  auto parsed = parse_json(text, {}, &err_byte);
+  if (!parsed.ok()) {
+    size_t off = std::min(err_byte, text.size());  // byte offset -> line
+    return perr(file, line_of(text, off ? off - 1 : 0), "invalid JSON: " + parsed.error().message);
   }
+  const nlohmann::json& j = parsed.value();
   if (!j.is_object()) return perr(file, 1, "policy JSON must be an object of \"name\": \"rule\"");
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (!it.value().is_string()) return perr(file, 1, "rule '" + it.key() + "' is not a string");

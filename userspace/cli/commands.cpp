@@ -81,8 +81,9 @@ int cmd_replay(const std::string& path, const std::string& format, bool events, 
   return 0;
 }
 
-int cmd_probes(bool json, bool verbose, const std::string& btf_dir) {
+int cmd_probes(bool json, bool verbose, const std::string& btf_dir, const std::vector<std::string>& disabled_hooks) {
   probes::ProbeOptions po;
+  po.disabled_hooks.insert(disabled_hooks.begin(), disabled_hooks.end());
   po.verbose = verbose;
   po.btf_dir = btf_dir;
   po.guard = true;  // report whether the guard's LSM programs load here (mode stays as pinned)

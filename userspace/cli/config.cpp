@@ -1,13 +1,41 @@
 #include "cli/config.h"
 
-#include <filesystem>
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cctype>
+#include <cstdio>
+#include <set>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "common/ini.h"
 
 namespace lunwatch::cli {
 namespace {
 
-bool truthy(const std::string& v) { return v == "true" || v == "yes" || v == "on" || v == "1" || v == "True"; }
+// Every key lunwatch reads, per section. Anything else is a typo or a key of a
+// newer lunwatch: refused, so a misspelt "gaurd = enforce" cannot silently
+// leave the guard in its default mode.
+const std::map<std::string, std::set<std::string>>& known_keys() {
+  static const std::map<std::string, std::set<std::string>> k = {
+      {"agent",
+       {"guard", "hostname", "metrics_listen", "state_file", "libvirt_dir", "sysfs_root", "alerts_file", "alert_format",
+        "dump_dir", "dump_severity", "pin_dir", "inventory_interval", "topology_interval", "verify_interval",
+        "verify_timeout", "verify_max_age", "orphan_grace", "dump_before", "dump_after", "libvirt", "attachments", "host_allowlist"}},
+      {"containment", {"actions", "virsh", "libvirt_uri", "timeout"}},
+      {"cinder",
+       {"auth_url", "username", "user_id", "user_domain_name", "user_domain_id", "project_name", "project_id",
+        "project_domain_name", "project_domain_id", "application_credential_id", "interface", "region_name",
+        "endpoint_override", "cafile", "password", "application_credential_secret", "insecure", "timeout"}},
+  };
+  return k;
+}
+
+bool secret_key(const std::string& key) { return key == "password" || key == "application_credential_secret"; }
 
 // "a, b,c" (or one per line) appended to out, blanks trimmed, empties skipped.
 void split_list(const std::string& v, std::vector<std::string>& out) {
@@ -24,31 +52,147 @@ void split_list(const std::string& v, std::vector<std::string>& out) {
   }
 }
 
+std::string fmt(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", v);
+  return b;
+}
+
 }  // namespace
+
+std::optional<double> parse_number(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  if (s.empty()) return std::nullopt;
+  double v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
+Result<bool> check_number(const std::string& what, double v, double lo, double hi, bool lo_open) {
+  if (!std::isfinite(v) || v > hi || v < lo || (lo_open && v == lo))
+    return make_error(Errc::kInvalidArgument, what + " must be " + (lo_open ? "more than " : "at least ") + fmt(lo) +
+                                                  " and at most " + fmt(hi) + " seconds (a plain number)");
+  return true;
+}
+
+bool valid_listen(const std::string& listen) {
+  if (listen.empty()) return true;  // metrics off
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  std::string host = listen.substr(0, colon);
+  std::string port = listen.substr(colon + 1);
+  unsigned p = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (ec != std::errc() || end != port.data() + port.size() || p == 0 || p > 65535) return false;
+  if (host.front() == '[') return host.back() == ']' && host.size() > 2;
+  return std::all_of(host.begin(), host.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-'; });
+}
+
+Result<bool> validate_options(const AgentOptions& o) {
+  struct Range {
+    const char* name;
+    double v, lo, hi;
+    bool lo_open;
+  };
+  const Range ranges[] = {
+      {"inventory_interval", o.inventory_interval_s, 0, 86400, true},
+      {"topology_interval", o.topology_interval_s, 0, 86400, true},
+      {"verify_interval", o.verify_interval_s, 0, 86400, true},
+      {"verify_timeout", o.verify_timeout_s, 0, 600, true},
+      {"verify_max_age", o.verify_max_age_s, 0, 86400 * 7, false},  // 0: 3 x verify_interval + verify_timeout
+      {"orphan_grace", o.orphan_grace_s, 0, 86400, false},
+      {"dump_before", o.dump_before_s, 0, 3600, false},
+      {"dump_after", o.dump_after_s, 0, 3600, false},
+  };
+  for (const auto& r : ranges) {
+    auto c = check_number(r.name, r.v, r.lo, r.hi, r.lo_open);
+    if (!c) return c.error();
+  }
+  auto one_of = [](const std::string& v, std::initializer_list<const char*> allowed) {
+    return std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return v == a; });
+  };
+  if (!one_of(o.alert_format, {"json", "falco"}))
+    return make_error(Errc::kInvalidArgument, "alert_format must be json or falco, not '" + o.alert_format + "'");
+  if (!one_of(o.dump_severity, {"critical", "high", "warning", "off"}))
+    return make_error(Errc::kInvalidArgument,
+                      "dump_severity must be critical, high, warning or off, not '" + o.dump_severity + "'");
+  if (!one_of(o.guard_mode, {"off", "monitor", "enforce"}))
+    return make_error(Errc::kInvalidArgument, "guard must be off, monitor or enforce, not '" + o.guard_mode + "'");
+  if (!valid_listen(o.metrics_listen))
+    return make_error(Errc::kInvalidArgument,
+                      "metrics_listen must be host:port (e.g. 127.0.0.1:9477, [::1]:9477) or \"\" for no metrics, not '" +
+                          o.metrics_listen + "'");
+  if (o.cinder && o.cinder->http.total_timeout.count() <= 0)
+    return make_error(Errc::kInvalidArgument, "[cinder] timeout must be more than 0 seconds");
+  return true;
+}
 
 Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& path, bool explicit_path,
                                                               AgentOptions& o) {
   std::optional<inventory::KeystoneConfig> none;
-  if (!std::filesystem::exists(path)) {
-    if (explicit_path) return make_error(Errc::kIo, "config " + path + " not found");
-    return none;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    int e = errno;
+    // The default path: missing is fine; unreadable for a non-root caller too
+    // (the BPF load refuses it next, with its own exit status).
+    if (!explicit_path && (e == ENOENT || (e == EACCES && ::geteuid() != 0))) return none;
+    return make_error(Errc::kIo, "config " + path + ": " + std::strerror(e));
   }
   auto cfg = ini::Config::load(path);
   if (!cfg.ok()) return cfg.error();
   const auto& c = cfg.value();
+  for (const auto& name : c.section_names()) {
+    if (name == "DEFAULT") continue;  // below: it may exist, but hold nothing
+    const ini::Section* sec = c.section(name);
+    auto known = known_keys().find(name);
+    if (known == known_keys().end())
+      return make_error(Errc::kParse, sec->file + ":" + std::to_string(sec->line) + ": unknown section [" + sec->name +
+                                          "] (lunwatch reads [agent], [containment], [cinder])");
+    for (const auto& e : sec->entries)
+      if (!known->second.count(e.key))
+        return make_error(Errc::kParse, e.file + ":" + std::to_string(e.line) + ": unknown key '" + e.key + "' in [" +
+                                            name + "]");
+  }
+  if (const ini::Section* d = c.section("DEFAULT"); d != nullptr && !d->entries.empty())
+    return make_error(Errc::kParse, d->entries.front().file + ":" + std::to_string(d->entries.front().line) +
+                                        ": lunwatch reads no key from [DEFAULT]");
+
+  Result<void> bad;
+  auto fail = [&](Error e) {
+    if (bad.ok()) bad = std::move(e);
+  };
   auto get = [&](const char* sec, const char* key) -> std::optional<std::string> {
     auto v = c.resolved(sec, key);
-    if (!v.ok()) return std::nullopt;
-    return v.value();
+    if (v.ok()) return v.value();
+    if (v.error().code != Errc::kNotFound || c.find(sec, key) != nullptr) {
+      const ini::Entry* e = c.find(sec, key);
+      std::string where = e ? e->file + ":" + std::to_string(e->line) + ": " : path + ": ";
+      // The resolver's message names the $reference, which is part of a secret.
+      fail(make_error(Errc::kParse, where + "[" + sec + "] " + key + ": " +
+                                        (secret_key(key) ? std::string("cannot be interpolated (write a literal '$' as '$$')")
+                                                         : v.error().message)));
+    }
+    return std::nullopt;
   };
-  Result<void> bad;
   auto num_in = [&](const char* sec, const char* key, double& out) {
     if (auto v = get(sec, key)) {
-      try {
-        out = std::stod(*v);
-      } catch (...) {
-        bad = make_error(Errc::kParse, path + ": [" + sec + "] " + key + " is not a number: " + *v);
-      }
+      if (auto d = parse_number(*v))
+        out = *d;
+      else
+        fail(make_error(Errc::kParse, path + ": [" + sec + "] " + key + " is not a number: " + v->substr(0, 64) +
+                                          " (a plain number of seconds: no unit, not nan or inf)"));
+    }
+  };
+  auto boolean = [&](const char* sec, const char* key, bool& out) {
+    if (auto v = get(sec, key)) {
+      if (auto b = ini::parse_bool(*v))
+        out = *b;
+      else
+        fail(make_error(Errc::kParse, path + ": [" + sec + "] " + key + " must be true or false, not '" +
+                                          v->substr(0, 64) + "'"));
     }
   };
   auto num = [&](const char* key, double& out) { num_in("agent", key, out); };
@@ -70,25 +214,25 @@ Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& 
   num("topology_interval", o.topology_interval_s);
   num("verify_interval", o.verify_interval_s);
   num("verify_timeout", o.verify_timeout_s);
+  num("verify_max_age", o.verify_max_age_s);
   num("orphan_grace", o.orphan_grace_s);
   num("dump_before", o.dump_before_s);
   num("dump_after", o.dump_after_s);
-  if (auto v = get("agent", "libvirt")) o.libvirt = truthy(*v);
+  boolean("agent", "libvirt", o.libvirt);
   if (auto v = get("agent", "attachments")) split_list(*v, o.attachment_files);
   if (auto v = get("agent", "host_allowlist")) split_list(*v, o.host_allowlist_extra);
   if (auto v = get("containment", "actions")) o.contain_actions = *v;
   if (auto v = get("containment", "virsh")) o.contain.virsh = *v;
   if (auto v = get("containment", "libvirt_uri")) o.contain.libvirt_uri = *v;
   num_in("containment", "timeout", o.contain.timeout_s);
-  if (!bad.ok()) return bad.error();
 
-  auto auth_url = get("cinder", "auth_url");
-  if (!auth_url || auth_url->empty()) return none;
   inventory::KeystoneConfig k;
-  k.auth_url = *auth_url;
   auto s = [&](const char* key, std::string& out) {
     if (auto v = get("cinder", key)) out = *v;
   };
+  std::string auth_url;
+  s("auth_url", auth_url);
+  k.auth_url = auth_url;
   s("username", k.username);
   s("user_id", k.user_id);
   s("user_domain_name", k.user_domain_name);
@@ -104,14 +248,22 @@ Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& 
   s("cafile", k.http.ca_bundle);
   if (auto v = get("cinder", "password")) k.password = inventory::Secret(*v);
   if (auto v = get("cinder", "application_credential_secret")) k.application_credential_secret = inventory::Secret(*v);
-  if (auto v = get("cinder", "insecure")) k.http.verify_tls = !truthy(*v);
-  if (auto v = get("cinder", "timeout")) {
-    try {
-      k.http.total_timeout = std::chrono::milliseconds(static_cast<int64_t>(std::stod(*v) * 1000));
-    } catch (...) {
-      return make_error(Errc::kParse, path + ": [cinder] timeout is not a number");
-    }
+  bool insecure = !k.http.verify_tls;
+  boolean("cinder", "insecure", insecure);
+  k.http.verify_tls = !insecure;
+  double timeout_s = 0;
+  bool has_timeout = false;
+  if (c.find("cinder", "timeout")) {
+    has_timeout = true;
+    num_in("cinder", "timeout", timeout_s);
   }
+  if (!bad.ok()) return bad.error();
+  if (has_timeout) {
+    auto r = check_number("[cinder] timeout", timeout_s, 0, 3600, true);
+    if (!r) return make_error(Errc::kInvalidArgument, path + ": " + r.error().message);
+    k.http.total_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  }
+  if (auth_url.empty()) return none;
   return std::optional<inventory::KeystoneConfig>(std::move(k));
 }
 

@@ -10,6 +10,8 @@
 
 #include "agent/replay.h"
 #include "cli/commands.h"
+#include "common/enum_name.h"
+#include "common/pidfile.h"
 #include "common/log.h"
 #include "detect/correlator.h"
 #include "contain/containment.h"
@@ -27,7 +29,7 @@ std::string describe(const v1::Event& e) {
       const auto& f = e.flow();
       std::string who = f.instance().name().empty() ? "host process" : f.instance().name();
       std::snprintf(buf, sizeof buf, "I/O    pid %u (%s, %s) first %s on %s", f.pid(), f.comm().c_str(), who.c_str(),
-                    v1::Op_Name(f.op()).substr(3).c_str(), (f.dev_name().empty() ? f.dev() : f.dev_name()).c_str());
+                    enum_suffix(v1::Op_Name(f.op()), 3, f.op()).c_str(), (f.dev_name().empty() ? f.dev() : f.dev_name()).c_str());
       return buf;
     }
     case v1::Event::kEdge:
@@ -43,7 +45,7 @@ std::string describe(const v1::Event& e) {
     }
     case v1::Event::kLifecycle: {
       const auto& l = e.lifecycle();
-      std::string kind = v1::LifecycleKind_Name(l.kind()).substr(3);
+      std::string kind = enum_suffix(v1::LifecycleKind_Name(l.kind()), 3, l.kind());
       std::string s = "scsi   " + kind + " " + l.addr().hctl();
       if (l.session() >= 0) s += " session " + std::to_string(l.session());
       if (!l.path().empty()) s += " path " + (l.path_name().empty() ? l.path() : l.path_name());
@@ -55,7 +57,7 @@ std::string describe(const v1::Event& e) {
       const auto& c = e.identity();
       return "verify " + c.dev_name() + " " + (c.ok() ? c.identity().wwid() + " serial " + c.identity().serial()
                                                       : "failed: " + c.error()) +
-             " (" + v1::VerifyReason_Name(c.reason()).substr(7) + ")";
+             " (" + enum_suffix(v1::VerifyReason_Name(c.reason()), 7, c.reason()) + ")";
     }
     case v1::Event::kInventory:
       return "source " + e.inventory().name() + ": " + std::to_string(e.inventory().attachments_size()) +
@@ -118,9 +120,9 @@ int replay_dump(const std::string& path, const std::string& format, const agent:
 
 int cmd_dump(const DumpCommand& o) {
   if (o.action == "now") {
-    std::ifstream pf(o.pid_file);
-    int pid = 0;
-    if (!(pf >> pid) || pid <= 0) return log::error("no running lunwatch (no pid in " + o.pid_file + ")"), 1;
+    auto agent = running_agent_pid(o.pid_file);  // locked by a live lunwatch, never a stale pid
+    if (!agent) return log::error(agent.error().message), 1;
+    int pid = agent.value();
     auto before = std::chrono::system_clock::now();
     if (::kill(pid, SIGUSR1) != 0) return log::error("cannot signal lunwatch pid " + std::to_string(pid)), 1;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(o.timeout_s);
@@ -144,7 +146,8 @@ int cmd_dump(const DumpCommand& o) {
   if (!d.ok()) return log::error(d.error().message), 1;
   const auto& dump = d.value();
   if (o.action == "verify") {
-    bool ok = check.problems.empty() && (!check.checksum_present || check.checksum_ok);
+    // Without its sidecar nothing says the file is what the agent wrote.
+    bool ok = check.problems.empty() && check.checksum_present && check.checksum_ok;
     std::printf("%s: format version %u, %d baseline + %d events, %d processes\n", o.file.c_str(), dump.format_version(),
                 dump.baseline_size(), dump.events_size(), dump.processes_size());
     std::printf("checksum: %s\n", !check.checksum_present ? "no .sha256 sidecar" : check.checksum_ok ? "ok" : "MISMATCH");
@@ -164,7 +167,7 @@ int cmd_dump(const DumpCommand& o) {
               dump.host().kernel().c_str(), dump.host().libbpf().c_str(), dump.host().guard_mode().c_str());
   if (t.rule() != v1::RULE_UNKNOWN) {
     std::printf("\nTRIGGER  %s %s at %s\n  %s\n", v1::Rule_Name(t.rule()).c_str(),
-                v1::Severity_Name(t.severity()).substr(9).c_str(), sinks::rfc3339_ms(t.unix_ms()).c_str(),
+                enum_suffix(v1::Severity_Name(t.severity()), 9, t.severity()).c_str(), sinks::rfc3339_ms(t.unix_ms()).c_str(),
                 t.summary().c_str());
     if (!t.instance().name().empty())
       std::printf("  instance %s (%s) pid %u\n", t.instance().name().c_str(), t.instance().uuid().c_str(), t.pid());

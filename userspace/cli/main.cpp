@@ -2,6 +2,8 @@
 // 3 not root, 4 kernel BTF missing, 5 BPF not permitted, 6 memlock limit.
 #include <CLI/CLI.hpp>
 
+#include <sys/stat.h>
+
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -12,7 +14,26 @@
 #include "cli/config.h"
 #include "common/log.h"
 
+namespace {
+int lunwatch_main(int argc, char** argv);
+}  // namespace
+
 int main(int argc, char** argv) {
+  // Whatever a parser or the filesystem throws, one line and a status, never
+  // an abort with a core: anything a user can put on the host must not kill us.
+  try {
+    return lunwatch_main(argc, argv);
+  } catch (const std::exception& e) {
+    lunwatch::log::error(std::string("unexpected error: ") + e.what());
+  } catch (...) {
+    lunwatch::log::error("unexpected error");
+  }
+  return 1;
+}
+
+namespace {
+int lunwatch_main(int argc, char** argv) {
+  ::umask(077);  // nothing lunwatch writes (alerts, dumps, recordings, state) is for other users
   CLI::App app{"lunwatch: who does I/O to which SCSI LUN, and is it theirs (CVE-2023-2088)"};
   app.require_subcommand(1);
   bool verbose = false;
@@ -25,10 +46,13 @@ int main(int argc, char** argv) {
   auto* run_cmd = app.add_subcommand("run", "load the probes, watch, and alert on cross-instance access");
   std::string config_path = lunwatch::cli::kDefaultConfig;
   run_cmd->add_option("--config", config_path, "INI config ([agent], [cinder]); flags override it")->capture_default_str();
+  bool check_config = false;
+  run_cmd->add_flag("--check-config", check_config, "check the config and flags, print \"config ok\" and exit (0 ok, 2 not)");
   run_cmd->add_flag("--events", run.events, "print every event as one JSON line on stdout");
   run_cmd->add_option("--events-file", run.events_file, "append event JSON lines to this file instead of stdout");
   run_cmd->add_option("--duration", run.duration_s, "stop after this many seconds (0: until SIGINT/SIGTERM)");
-  run_cmd->add_option("--disable-hook", run.disabled_hooks, "hook name to leave off (repeatable)");
+  run_cmd->add_option("--disable-hook", run.disabled_hooks,
+                      "hook name, or attach kind (fentry, tp_btf, kprobe, raw_tp) to leave off (repeatable)");
   run_cmd->add_flag("!--no-bpf-stats", run.bpf_stats, "do not turn on the kernel's per-program run time accounting");
   run_cmd->add_option("--ready-file", run.ready_file, "create this file once every probe is attached");
   run_cmd->add_option("--stats-file", run.stats_file,
@@ -56,6 +80,10 @@ int main(int argc, char** argv) {
                       "seconds between periodic SG_IO re-verification of every SCSI device")
       ->capture_default_str();
   run_cmd->add_option("--verify-timeout", agent.verify_timeout_s, "SG_IO INQUIRY timeout in seconds")
+      ->capture_default_str();
+  run_cmd->add_option("--verify-max-age", agent.verify_max_age_s,
+                      "seconds a held device's paths may go without a good SG_IO verification before "
+                      "lunwatch_identity_held_overdue_paths counts them (0: 3 x verify-interval + verify-timeout)")
       ->capture_default_str();
   run_cmd->add_option("--orphan-grace", agent.orphan_grace_s,
                       "seconds a device may stay unexplained before ORPHAN_DEVICE")
@@ -146,6 +174,9 @@ int main(int argc, char** argv) {
   bool probes_json = false;
   auto* probes_cmd = app.add_subcommand("probes", "show every hook and its state on this kernel");
   probes_cmd->add_flag("--json", probes_json, "one JSON document instead of a table");
+  std::vector<std::string> probes_disabled;
+  probes_cmd->add_option("--disable-hook", probes_disabled,
+                         "hook name, or attach kind (fentry, tp_btf, kprobe, raw_tp) to leave off (repeatable)");
 
   app.add_subcommand("version", "print the version");
 
@@ -155,12 +186,19 @@ int main(int argc, char** argv) {
 
   // The config file sets defaults; flags parsed afterwards override them.
   {
-    bool explicit_config = false;
-    for (int i = 1; i + 1 < argc; ++i)
-      if (std::string(argv[i]) == "--config") {
+    bool explicit_config = false, help = false;
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a == "--config" && i + 1 < argc) {
         config_path = argv[i + 1];
         explicit_config = true;
+      } else if (a.rfind("--config=", 0) == 0) {
+        config_path = a.substr(9);
+        explicit_config = true;
+      } else if (a == "--help" || a == "-h") {
+        help = true;
       }
+    }
     // run, replay and topology share the config: replay and topology judge
     // with the correlator options the live agent uses.
     bool is_run = false;
@@ -168,7 +206,7 @@ int main(int argc, char** argv) {
       std::string a = argv[i];
       is_run = a == "run" || a == "replay" || a == "topology";
     }
-    if (is_run) {
+    if (is_run && !help) {
       auto cfg = lunwatch::cli::load_config(config_path, explicit_config, agent);
       if (!cfg.ok()) {
         lunwatch::log::error(cfg.error().message);
@@ -186,7 +224,14 @@ int main(int argc, char** argv) {
   run.verbose = verbose;
   run.btf_dir = btf_dir;
 
-  if (*run_cmd) return lunwatch::cli::run_agent(agent);
+  if (*run_cmd) {
+    if (auto v = lunwatch::cli::validate_options(agent); !v) {
+      lunwatch::log::error(v.error().message);
+      return 2;
+    }
+    if (check_config) return std::printf("config ok\n"), 0;
+    return lunwatch::cli::run_agent(agent);
+  }
   if (*guard_cmd) {
     if (*g_mode) guard_cmd_opts.action = "mode";
     if (*g_release) guard_cmd_opts.action = "release";
@@ -202,7 +247,8 @@ int main(int argc, char** argv) {
   if (*metrics_cmd) return lunwatch::cli::cmd_metrics(metrics_json);
   if (*topo_cmd) return lunwatch::cli::cmd_topology(topo, agent);
   if (*replay_cmd) return lunwatch::cli::cmd_replay(replay_file, replay_format, replay_events, agent);
-  if (*probes_cmd) return lunwatch::cli::cmd_probes(probes_json, verbose, btf_dir);
+  if (*probes_cmd) return lunwatch::cli::cmd_probes(probes_json, verbose, btf_dir, probes_disabled);
   if (*audit_cmd) return lunwatch::cli::cmd_audit();
   return lunwatch::cli::cmd_version();
 }
+}  // namespace

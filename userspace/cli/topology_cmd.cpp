@@ -12,6 +12,7 @@
 
 #include "agent/pipeline.h"
 #include "cli/commands.h"
+#include "common/enum_name.h"
 #include "common/devt.h"
 #include "common/log.h"
 #include "detect/correlator.h"
@@ -121,7 +122,7 @@ int cmd_topology(const TopologyOptions& o, const agent::AgentOptions& config) {
     const auto& a = v.attachment();
     std::string devs;
     for (const auto& d : v.devices()) devs += (devs.empty() ? "" : " ") + (name_of.count(d) ? name_of[d] : d);
-    std::string src = v1::SourceKind_Name(a.source()).substr(7);
+    std::string src = enum_suffix(v1::SourceKind_Name(a.source()), 7, a.source());
     std::string st = v1::AttachmentStatus_Name(a.status());
     st = st.rfind("ATTACHMENT_", 0) == 0 ? st.substr(11) : st;
     std::printf("  %-8s %-20s %-38s %-10s %s\n", src.c_str(),
@@ -152,7 +153,7 @@ int cmd_topology(const TopologyOptions& o, const agent::AgentOptions& config) {
     std::printf("\nFINDINGS\n");
     for (const auto& a : rep.alerts())
       std::printf("  %-24s %-9s %s\n", v1::Rule_Name(a.rule()).c_str(),
-                  v1::Severity_Name(a.severity()).substr(9).c_str(), a.summary().c_str());
+                  enum_suffix(v1::Severity_Name(a.severity()), 9, a.severity()).c_str(), a.summary().c_str());
   }
   return rep.alerts_size() ? 1 : 0;
 }

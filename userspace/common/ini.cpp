@@ -7,12 +7,16 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 namespace lunwatch::ini {
 namespace {
 
 constexpr size_t kMaxFileBytes = 4u << 20;
+// Interpolation bounds: oslo.config follows $refs recursively too, but a
+// hostile or broken nova.conf must not cost a stack or gigabytes ($a$a$a...).
+constexpr size_t kMaxInterpolationDepth = 16;
+constexpr size_t kMaxInterpolatedBytes = 64u << 10;
+constexpr size_t kMaxInterpolationRefs = 10000;  // per resolved value: $b$b$b.. with b = $c$c$c.. and c = ""
 
 std::string_view rstrip(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
@@ -68,9 +72,8 @@ Result<Config> Config::parse(std::string_view text, const std::string& file) {
       continue;
     }
     if (line.front() == ' ' || line.front() == '\t') {
-      if (!pending)
-        return parse_error(file, lineno,
-                           "continuation line with no option before it: '" + std::string(strip(line)) + "'");
+      // Never quote the line: it may continue (or be) a password.
+      if (!pending) return parse_error(file, lineno, "continuation line with no option before it");
       pending->value += '\n';
       pending->value += strip(line);
       continue;
@@ -117,14 +120,19 @@ Result<Config> Config::load(const std::string& path) {
     return make_error(e == ENOENT ? Errc::kNotFound : Errc::kIo, path + ": " + std::strerror(e));
   }
   if (S_ISDIR(st.st_mode)) return make_error(Errc::kIo, path + ": is a directory");
+  // /dev/zero, a FIFO or a socket never ends: only regular files are config.
+  if (!S_ISREG(st.st_mode)) return make_error(Errc::kIo, path + ": not a regular file");
   if (static_cast<uint64_t>(st.st_size) > kMaxFileBytes)
     return make_error(Errc::kIo, path + ": larger than " + std::to_string(kMaxFileBytes) + " bytes");
   std::ifstream in(path, std::ios::binary);
   if (!in) return make_error(Errc::kIo, path + ": " + std::strerror(errno ? errno : EACCES));
-  std::ostringstream ss;
-  ss << in.rdbuf();
+  std::string text(kMaxFileBytes + 1, '\0');  // bounded even if the file grows meanwhile
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
   if (in.bad()) return make_error(Errc::kIo, path + ": read error");
-  return parse(ss.str(), path);
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxFileBytes)
+    return make_error(Errc::kIo, path + ": larger than " + std::to_string(kMaxFileBytes) + " bytes");
+  return parse(text, path);
 }
 
 void Config::merge(const Config& later) {
@@ -176,20 +184,28 @@ Result<std::string> Config::resolved(std::string_view s, std::string_view key) c
   const Entry* e = find(s, key);
   if (!e) return make_error(Errc::kNotFound, "[" + std::string(s) + "] " + std::string(key) + " is not set");
   std::vector<std::string> stack{normalize_section(s) + "." + std::string(key)};
-  auto r = interpolate_(normalize_section(s), e->value, stack);
+  size_t refs_left = kMaxInterpolationRefs;
+  auto r = interpolate_(normalize_section(s), e->value, stack, refs_left);
   if (!r) return make_error(r.error().code, e->file + ":" + std::to_string(e->line) + ": " + r.error().message);
   return r;
 }
 
 Result<std::string> Config::interpolate(std::string_view s, std::string_view value) const {
   std::vector<std::string> stack;
-  return interpolate_(normalize_section(s), value, stack);
+  size_t refs_left = kMaxInterpolationRefs;
+  return interpolate_(normalize_section(s), value, stack, refs_left);
 }
 
 Result<std::string> Config::interpolate_(const std::string& sec, std::string_view value,
-                                         std::vector<std::string>& stack) const {
+                                         std::vector<std::string>& stack, size_t& refs_left) const {
+  if (stack.size() > kMaxInterpolationDepth)
+    return make_error(Errc::kParse, "interpolation nested deeper than " + std::to_string(kMaxInterpolationDepth) +
+                                        " levels");
   std::string out;
   for (size_t i = 0; i < value.size(); ++i) {
+    if (out.size() > kMaxInterpolatedBytes)
+      return make_error(Errc::kParse, "interpolated value longer than " + std::to_string(kMaxInterpolatedBytes) +
+                                          " bytes");
     char c = value[i];
     if (c != '$') {
       out += c;
@@ -203,8 +219,7 @@ Result<std::string> Config::interpolate_(const std::string& sec, std::string_vie
     std::string name;
     if (i + 1 < value.size() && value[i + 1] == '{') {
       size_t close = value.find('}', i + 2);
-      if (close == std::string_view::npos)
-        return make_error(Errc::kParse, "unterminated '${' in '" + std::string(value) + "'");
+      if (close == std::string_view::npos) return make_error(Errc::kParse, "unterminated '${'");  // value may be secret
       name = std::string(value.substr(i + 2, close - i - 2));
       i = close;
     } else {
@@ -238,6 +253,9 @@ Result<std::string> Config::interpolate_(const std::string& sec, std::string_vie
     if (!target)
       return make_error(Errc::kNotFound, "'$" + name + "' names no option (looked in [" + sec + "]" +
                                              (sec != "DEFAULT" && dot == std::string::npos ? " and [DEFAULT])" : ")"));
+    if (refs_left == 0)
+      return make_error(Errc::kParse, "more than " + std::to_string(kMaxInterpolationRefs) + " interpolations");
+    --refs_left;
     std::string id = target_sec + "." + target->key;
     if (std::find(stack.begin(), stack.end(), id) != stack.end()) {
       std::string chain;
@@ -245,11 +263,13 @@ Result<std::string> Config::interpolate_(const std::string& sec, std::string_vie
       return make_error(Errc::kParse, "interpolation loop: " + chain + id);
     }
     stack.push_back(id);
-    auto sub = interpolate_(target_sec, target->value, stack);
+    auto sub = interpolate_(target_sec, target->value, stack, refs_left);
     stack.pop_back();
     if (!sub) return sub;
     out += sub.value();
   }
+  if (out.size() > kMaxInterpolatedBytes)
+    return make_error(Errc::kParse, "interpolated value longer than " + std::to_string(kMaxInterpolatedBytes) + " bytes");
   return out;
 }
 

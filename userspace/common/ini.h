@@ -17,7 +17,9 @@
 //   repeated --config-file does: the later file wins key by key.
 // - "$name" / "${name}" interpolate another option of the same section, then of
 //   DEFAULT; "${section.name}" names the section; "$$" is a literal '$'. Loops
-//   and unknown names are reported as errors, never followed forever.
+//   and unknown names are reported as errors, never followed forever; nesting
+//   (16 levels), references followed (10000) and the result (64 KiB) are
+//   bounded, and no error quotes a value (it may be a password).
 // Values remember their file and line, for evidence in findings.
 #include <map>
 #include <optional>
@@ -73,8 +75,8 @@ class Config {
   const std::vector<std::string>& files() const { return files_; }
 
  private:
-  Result<std::string> interpolate_(const std::string& section, std::string_view value,
-                                   std::vector<std::string>& stack) const;
+  Result<std::string> interpolate_(const std::string& section, std::string_view value, std::vector<std::string>& stack,
+                                   size_t& refs_left) const;
 
   std::map<std::string, Section> sections_;  // by normalised name
   std::vector<std::string> files_;

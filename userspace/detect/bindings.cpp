@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/safe_file.h"
+
 namespace lunwatch::detect {
 
 std::string BindingStore::key(const std::string& instance_uuid, const std::string& volume_id) {
@@ -76,16 +78,8 @@ Result<void> BindingStore::write_file(const std::string& path, const v1::Binding
   std::string text;
   if (!google::protobuf::util::MessageToJsonString(all, &text, o).ok())
     return make_error(Errc::kIo, "cannot encode bound identities");
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return make_error(Errc::kIo, "cannot write " + tmp + ": " + std::strerror(errno));
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return make_error(Errc::kIo, "cannot write " + path + ": " + std::strerror(ok ? errno : err));
-  }
+  auto w = write_atomic(path, text);  // unique O_EXCL temp, fsync, rename; 0600
+  if (!w) return make_error(Errc::kIo, "cannot write bound identities: " + w.error().message);
   return {};
 }
 

@@ -137,7 +137,10 @@ void Correlator::on_error(const v1::Event& ev, Output& out) {
   auto& d = dev(e.dev());
   if (!e.dev_name().empty()) d.v.name = e.dev_name();
   const auto& s = e.sense();
-  if (s.key() == 5 && (s.asc() == 0x25 || s.asc() == 0x68)) d.v.suspect = true;  // LUN gone
+  if (s.key() == 5 && (s.asc() == 0x25 || s.asc() == 0x68)) {  // LUN gone: unknown until a check says what is there
+    d.v.suspect = true;
+    request_verify(e.dev(), v1::VERIFY_ERROR_RECOVERY, out);
+  }
   if (s.key() == 6 && (s.asc() == 0x3f || (s.asc() == 0x2a && s.ascq() == 0x09))) {
     d.v.suspect = true;
     request_verify(e.dev(), v1::VERIFY_UNIT_ATTENTION, out);
@@ -177,11 +180,17 @@ void Correlator::on_lifecycle(const v1::Event& ev, Output& out) {
     case v1::LC_DM_PATH_REINSTATE:
       if (!l.path().empty()) {
         if (!l.dev().empty()) link(l.dev(), l.path());
+        dev(l.path()).v.path_failed = false;
+        gen_++;
         request_verify(l.path(), v1::VERIFY_PATH_REINSTATE, out);
       }
       break;
     case v1::LC_DM_PATH_FAIL:
       if (!l.path().empty() && !l.dev().empty()) link(l.dev(), l.path());
+      if (!l.path().empty()) {
+        dev(l.path()).v.path_failed = true;
+        gen_++;
+      }
       break;
     case v1::LC_SCSI_DEVICE_EVENT:
       each_scsi([&](const v1::ScsiDevice& s) { return s.addr().hctl() == l.addr().hctl(); },
@@ -274,6 +283,8 @@ void Correlator::on_identity(const v1::Event& ev, Output& out) {
   if (!c.dev_name().empty()) d->v.name = c.dev_name();
   if (!c.ok()) {
     d->v.verify_error = c.error();
+    d->v.suspect = true;  // unknown, not the last good identity: the verifier retries it
+    gen_++;
     return;
   }
   std::string old = d->v.verified ? d->v.verified->wwid() : "";
@@ -293,11 +304,9 @@ void Correlator::on_identity(const v1::Event& ev, Output& out) {
   for (const auto& x : uppers_closure(c.dev())) {
     auto it = pending_flows_.find(x);
     if (it == pending_flows_.end() || !identity_of(x).complete) continue;
-    // A flow is judged against the identity its device had then: one that
-    // waited longer than a verification takes saw an older device (removed
-    // and re-created under the same number since), so it is dropped.
-    for (auto& f : it->second)
-      if (now_ns_ - f.ts_ns() <= kPendingFlowMaxAgeNs) ready.push_back(std::move(f));
+    // Every waiting flow is judged, however long its answer took (a device
+    // removed meanwhile dropped its waiting flows with it, in on_topology).
+    for (auto& f : it->second) ready.push_back(std::move(f));
     pending_flows_.erase(it);
   }
   for (const auto& f : ready) evaluate_instance_flow(f, out);

@@ -59,7 +59,12 @@ struct DeviceView {
   std::optional<v1::Identity> verified;
   int64_t verified_unix_ms = 0;
   std::string verify_error;
-  bool suspect = false;  // errors that mean "identity may have changed" since the last verification
+  // Identity unknown: a check failed, or an error said the LUN may have
+  // changed, since the last good verification. Read by identity_of: an
+  // unknown path (unless dm has failed it: it carries no I/O) makes its
+  // devices' identity incomplete until a check succeeds.
+  bool suspect = false;
+  bool path_failed = false;  // dm-multipath failed this path (until reinstated)
 };
 
 class Correlator {
@@ -86,6 +91,7 @@ class Correlator {
     bool complete = false;  // every path verified
     bool mismatch = false;  // paths disagree
     std::vector<std::string> leaves;
+    std::vector<std::string> unknown;  // leaves whose identity is unknown (see DeviceView::suspect)
   };
   DeviceIdentity device_identity(const std::string& dev) const { return identity_of(dev); }
 

@@ -9,7 +9,6 @@
 
 namespace lunwatch::detect::internal {
 
-constexpr uint64_t kPendingFlowMaxAgeNs = 10'000'000'000ULL;
 
 inline bool gone(v1::AttachmentStatus s) {
   return s == v1::ATTACHMENT_DELETED || s == v1::ATTACHMENT_DETACHED || s == v1::ATTACHMENT_ERROR_DETACHING;

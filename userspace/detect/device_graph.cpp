@@ -77,6 +77,11 @@ Correlator::Identity Correlator::identity_of(const std::string& d) const {
   id.complete = !id.leaves.empty();
   for (const auto& l : id.leaves) {
     auto it = devs_.find(l);
+    if (it != devs_.end() && it->second.v.suspect && !it->second.v.path_failed) {
+      // A failed re-check is not a pass: unknown until a check succeeds.
+      id.complete = false;
+      id.unknown.push_back(l);
+    }
     if (it == devs_.end() || !it->second.v.verified) {
       id.complete = false;
       continue;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 namespace lunwatch::guard {
 
@@ -169,24 +170,39 @@ std::vector<uint64_t> GuardMaps::stats() const {
 }
 
 Result<void> pin_links(const std::vector<std::pair<std::string, int>>& links, const std::string& dir) {
+  std::set<std::string> mine;
+  std::string failed;  // a link that cannot be pinned (e.g. a legacy kprobe) does not stop the others
   for (const auto& [name, fd] : links) {
     // bpffs refuses names with dots: "link_<prog>" and "link_<prog>_new".
     std::string path = dir + "/link_" + name;
     std::string tmp = path + "_new";
     ::unlink(tmp.c_str());
-    if (bpf_obj_pin(fd, tmp.c_str()) != 0)
-      return make_error(Errc::kIo, "cannot pin " + tmp + ": " + std::strerror(errno));
+    if (bpf_obj_pin(fd, tmp.c_str()) != 0) {
+      failed += (failed.empty() ? "" : "; ") + std::string("cannot pin ") + tmp + ": " + std::strerror(errno);
+      continue;
+    }
     // Replace the old pin only once the new link is attached and pinned: the
     // old link then loses its last reference and detaches.
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
       ::unlink(path.c_str());
       if (::rename(tmp.c_str(), path.c_str()) != 0) {
         ::unlink(tmp.c_str());
-        if (bpf_obj_pin(fd, path.c_str()) != 0)
-          return make_error(Errc::kIo, "cannot pin " + path + ": " + std::strerror(errno));
+        if (bpf_obj_pin(fd, path.c_str()) != 0) {
+          failed += (failed.empty() ? "" : "; ") + std::string("cannot pin ") + path + ": " + std::strerror(errno);
+          continue;
+        }
       }
     }
+    mine.insert("link_" + name);
   }
+  // Pins of an older agent's links that this one has no pinned program for
+  // (another attach kind, a hook gone): unpinned, so their programs detach.
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    std::string f = e.path().filename().string();
+    if (f.rfind("link_", 0) == 0 && !mine.count(f)) ::unlink(e.path().c_str());
+  }
+  if (!failed.empty()) return make_error(Errc::kIo, failed);
   return {};
 }
 

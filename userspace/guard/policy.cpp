@@ -49,11 +49,16 @@ Policy compute_policy(const detect::Correlator& c, const CgroupOf& cgroup_of) {
     if (!num) continue;
     p.held.insert(to_kernel_dev(*num));
     auto id = c.device_identity(dev);
-    if (!id.complete) continue;  // not verified (yet): the kernel keeps what it has
+    if (!id.complete && id.unknown.empty()) continue;  // not verified (yet): the kernel keeps what it has
     DevicePolicy dp;
     dp.kdev = to_kernel_dev(*num);
     dp.name = views.count(dev) ? views[dev].name : dev;
-    if (id.mismatch) {
+    if (!id.unknown.empty()) {
+      // A failed re-check is not a pass: closed until every unknown path answers.
+      dp.state = LW_GUARD_UNVERIFIED;
+      dp.reason = "identity unknown (SG_IO check failed or the LUN reported gone) on";
+      for (const auto& u : id.unknown) dp.reason += " " + (views.count(u) ? views[u].name : u);
+    } else if (id.mismatch) {
       // Its paths answer as different volumes: nobody among the instances.
       dp.state = LW_GUARD_UNVERIFIED;
       dp.reason = "paths answer with different identities";
@@ -70,6 +75,8 @@ Policy compute_policy(const detect::Correlator& c, const CgroupOf& cgroup_of) {
         gp.host = ~0U;
         gp.lun = ~0ULL;
       }
+      if (std::find(id.unknown.begin(), id.unknown.end(), l) != id.unknown.end())
+        dp.closed_paths |= 1U << dp.paths.size();
       dp.paths.push_back(gp);
     }
     // The identity's bound owners; a holder not bound yet owns it only when
@@ -79,7 +86,7 @@ Policy compute_policy(const detect::Correlator& c, const CgroupOf& cgroup_of) {
       for (const auto& a : atts)
         if (ob->instance_uuid() != a.instance_uuid()) bound_elsewhere = true;
     for (const auto& a : atts) {
-      if (id.mismatch) break;
+      if (id.mismatch || dp.state == LW_GUARD_UNVERIFIED) break;
       const auto* b = c.bindings().find(a.instance_uuid(), a.volume_id());
       bool owner = b ? b->wwid() == id.wwid : !bound_elsewhere;
       auto pit = pids.find(a.instance_uuid().empty() ? a.instance_name() : a.instance_uuid());
@@ -109,6 +116,7 @@ lw_guard_dev to_kernel(const DevicePolicy& p, uint64_t generation) {
   for (uint32_t i = 0; i < d.n_owners; ++i) d.owners[i] = p.owners[i];
   d.n_paths = static_cast<uint32_t>(std::min<size_t>(p.paths.size(), LW_GUARD_MAX_PATHS));
   for (uint32_t i = 0; i < d.n_paths; ++i) d.paths[i] = p.paths[i];
+  d.closed_paths = p.state == LW_GUARD_UNVERIFIED ? p.closed_paths : 0;
   d.n_owner_cgroups = static_cast<uint32_t>(std::min<size_t>(p.owner_cgroups.size(), LW_GUARD_MAX_OWNER_CGROUPS));
   for (uint32_t i = 0; i < d.n_owner_cgroups; ++i) d.owner_cgroups[i] = p.owner_cgroups[i];
   return d;

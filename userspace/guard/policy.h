@@ -6,7 +6,9 @@
 // every other instance process is refused. A device whose identity no longer
 // matches its holder's binding has no owner among the holders: the old
 // holder is refused, the new owner (if it holds the device too) is allowed.
-// Devices not yet verified are left as the kernel has them.
+// Devices not yet verified are left as the kernel has them; a device with a
+// path whose identity is unknown (a failed check, a LUN-gone error, not yet
+// re-verified) is UNVERIFIED: closed to every instance until it answers.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -30,6 +32,7 @@ struct DevicePolicy {
   std::vector<uint64_t> owner_cgroups;  // the owners' instance scopes (cgroup v2 ids)
   std::vector<lw_guard_path> paths;
   std::string reason;             // why these owners
+  uint32_t closed_paths = 0;      // UNVERIFIED for unknown paths: bit i = paths[i] (0: all)
 };
 
 struct Policy {

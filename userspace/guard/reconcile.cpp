@@ -63,10 +63,14 @@ GuardPlan reconcile(const ReconcileInput& in, ReconcileState& state) {
         // owner behind a path that is being dropped (its SG_IO times out)
         // while the reinstated one is fine.
         bool fresh = false, pending = false;
+        size_t questioned = 0, asked = 0;
         std::vector<detect::VerifyRequest> again;
         for (const auto& p : dp.paths) {
           if (!in_question(cur, p)) continue;
+          questioned++;
           std::string pd = to_string(from_kernel_dev(p.dev));
+          if (in.failed_paths.count(pd)) continue;  // dm failed it: no I/O goes there (a reinstate closes again)
+          asked++;
           auto ok = ledger.verified_since.find(pd);
           auto bad = ledger.failed_since.find(pd);
           bool ok_after = ok != ledger.verified_since.end() && ok->second >= cur.closed_ns;
@@ -79,6 +83,7 @@ GuardPlan reconcile(const ReconcileInput& in, ReconcileState& state) {
           }
         }
         if (pending) fresh = false;
+        if (questioned && !asked && questioned < dp.paths.size()) fresh = true;  // the others carry the I/O
         if (!fresh) {
           plan.verify.insert(plan.verify.end(), again.begin(), again.end());
           continue;

@@ -11,7 +11,9 @@
 //   every path the closes named (closed_paths; all when unknown) has answered
 //   since, and at least one of them verified the owner's identity; paths not
 //   answered yet are asked (VERIFY_ERROR_RECOVERY), paths no close named keep
-//   their identity;
+//   their identity; a path dm-multipath has failed is not waited for (it
+//   carries no I/O; its reinstate closes the device again), and when every
+//   path in question is failed the others carry the I/O: re-opened;
 // - a quarantined entry is the operator's call: never touched;
 // - an entry `guard arm` wrote (generation 0) is never touched;
 // - owners, owner scopes or paths that changed are written again;
@@ -52,6 +54,7 @@ struct ReconcileInput {
   const VerifyLedger* ledger = nullptr;
   std::set<std::string> present;             // devices sysfs shows ("maj:min")
   std::map<std::string, std::string> names;  // "maj:min" -> sd/dm name, for requests and logs
+  std::set<std::string> failed_paths;        // paths dm-multipath has failed ("maj:min"): they carry no I/O
   uint64_t now_ns = 0;                       // monotonic, the closes' clock
 };
 

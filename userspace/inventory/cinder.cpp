@@ -7,11 +7,15 @@
 #include <ctime>
 #include <set>
 
+#include "common/json_input.h"
 #include "common/log.h"
 #include "inventory/targets.h"
 
 namespace lunwatch::inventory {
 namespace {
+
+constexpr int64_t kLatestExpiry = 7258118400;  // 2200-01-01T00:00:00Z
+
 
 using json = nlohmann::json;
 
@@ -242,8 +246,9 @@ std::string query_param(std::string_view url, std::string_view key) {
 // The "message" of an OpenStack error body ({"<kind>": {"message": ..}}),
 // at most 200 characters; "" when there is none.
 std::string server_message(const std::string& body) {
-  json j = json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return "";
+  auto parsed = parse_json(body);
+  if (!parsed.ok() || !parsed.value().is_object()) return "";
+  const json& j = parsed.value();
   for (const auto& [k, v] : j.items()) {
     if (auto m = string_at(v, "message")) return m->substr(0, 200);
   }
@@ -264,8 +269,9 @@ Result<ConnectionInfo> parse_connection_info(const json& in) {
   json holder;
   const json* root = &in;
   if (in.is_string()) {
-    holder = json::parse(in.get<std::string>(), nullptr, false);
-    if (holder.is_discarded()) return ci_error("a string that is not JSON");
+    auto parsed = parse_json(in.get_ref<const std::string&>());
+    if (!parsed.ok()) return ci_error("a string that is not JSON");
+    holder = std::move(parsed.value());
     root = &holder;
   }
   if (root->is_null() || (root->is_object() && root->empty())) return ci;
@@ -338,8 +344,9 @@ Result<AttachmentsPage> parse_attachments_page(std::string_view text) {
   if (text.size() > kMaxInputBytes) return make_error(Errc::kTruncated, "cinder attachments: body larger than 16 MiB");
   // No exceptions: nlohmann's parse errors quote the input near the error,
   // which may be a secret.
-  json j = json::parse(text.begin(), text.end(), nullptr, false);
-  if (j.is_discarded()) return make_error(Errc::kParse, "cinder attachments: body is not JSON");
+  auto parsed = parse_json(text);
+  if (!parsed.ok()) return make_error(Errc::kParse, "cinder attachments: body is not JSON: " + parsed.error().message);
+  const json& j = parsed.value();
   const json* list = member(j, "attachments");
   if (list == nullptr || !list->is_array()) {
     return make_error(Errc::kParse, "cinder attachments: no \"attachments\" list in the body");
@@ -395,14 +402,18 @@ Result<AttachmentsPage> parse_attachments_page(std::string_view text) {
 }
 
 Result<KeystoneTokenInfo> parse_keystone_token(std::string_view text) {
-  json j = json::parse(text.begin(), text.end(), nullptr, false);
-  if (j.is_discarded()) return make_error(Errc::kParse, "keystone token: body is not JSON");
+  auto parsed = parse_json(text);
+  if (!parsed.ok()) return make_error(Errc::kParse, "keystone token: body is not JSON: " + parsed.error().message);
+  const json& j = parsed.value();
   const json* token = member(j, "token");
   if (token == nullptr || !token->is_object()) return make_error(Errc::kParse, "keystone token: no \"token\" object");
   KeystoneTokenInfo info;
   if (const json* p = member(*token, "project")) info.project_id = string_at(*p, "id").value_or("");
   if (auto e = string_at(*token, "expires_at")) {
-    if (auto t = parse_cinder_time(*e)) info.expires_at = std::chrono::system_clock::from_time_t(*t);
+    // system_clock counts nanoseconds in int64: past 2262 it overflows, so a
+    // far-future expiry is clamped to 2200 (still "does not expire soon").
+    if (auto t = parse_cinder_time(*e))
+      info.expires_at = std::chrono::system_clock::from_time_t(std::clamp<int64_t>(*t, 0, kLatestExpiry));
   }
   if (const json* cat = member(*token, "catalog"); cat != nullptr && cat->is_array()) {
     for (const auto& svc : *cat) {

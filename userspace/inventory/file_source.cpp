@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/json_input.h"
 #include "common/log.h"
 #include "inventory/targets.h"
 
@@ -54,13 +55,10 @@ Result<void> normalise(v1::Attachment& a, const std::string& where) {
 
 Result<FileRecords> parse_attachment_file(std::string_view text) {
   if (text.size() > kMaxInputBytes) return make_error(Errc::kTruncated, "larger than 16 MiB");
-  json j;
-  try {
-    j = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    // e.what() quotes the input; the byte offset is enough.
-    return make_error(Errc::kParse, "not JSON (error at byte " + std::to_string(e.byte) + ")");
-  }
+  // Never nlohmann's own messages: they quote the input.
+  auto parsed = parse_json(text);
+  if (!parsed.ok()) return make_error(Errc::kParse, parsed.error().message);
+  const json& j = parsed.value();
   const json* atts = nullptr;
   const json* insts = nullptr;
   if (j.is_array()) {

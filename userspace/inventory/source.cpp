@@ -16,7 +16,8 @@ int64_t now_unix_ms() {
 }
 
 Result<std::string> read_file_capped(const std::string& path, size_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO planted where a file is expected must not block the agent's loop.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     int e = errno;
     return make_error(e == ENOENT || e == ESRCH ? Errc::kNotFound : Errc::kIo,

@@ -29,6 +29,7 @@ class KernelFeatures {
   KernelFeatures& operator=(const KernelFeatures&) = delete;
 
   bool has_vmlinux_btf() const;
+  const std::string& btf_dir() const { return btf_dir_; }
   // A tracepoint with BTF (typedef btf_trace_<name>).
   std::optional<BtfLocation> find_tracepoint(const std::string& name);
   // A kernel function with BTF (BTF_KIND_FUNC).

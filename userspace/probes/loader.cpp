@@ -11,16 +11,22 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <mutex>
 #include <regex>
+#include <set>
 
 #include "common/log.h"
 #include "lunwatch.skel.h"
 #include "probes/decode.h"
 #include "probes/features.h"
+#include "probes/flow_sweep.h"
 #include "probes/hooks.h"
+#include "probes/pin_dir.h"
 #include <sys/mount.h>
 #include <sys/statfs.h>
 #include <linux/magic.h>
@@ -103,6 +109,16 @@ std::string last_lines(const std::string& text, size_t n) {
   return out;
 }
 
+// A program the verifier refused because a field it reads is not in this kernel's type
+// (libbpf rewrites the poisoned instruction to "failed to resolve CO-RE relocation
+// <type.field>"): that line, the reason to state; "" otherwise.
+std::string core_relo_failure(const std::string& text) {
+  size_t at = text.find("failed to resolve CO-RE relocation");
+  if (at == std::string::npos) return "";
+  size_t end = text.find('\n', at);
+  return text.substr(at, end == std::string::npos ? std::string::npos : end - at);
+}
+
 // Per hook: which alternative we are on, and why earlier ones were dropped.
 struct Choice {
   const HookSpec* spec = nullptr;
@@ -110,19 +126,61 @@ struct Choice {
   v1::HookState state;
 };
 
+// The SCSI, iSCSI, FC and dm programs read module types (scsi_device, iscsi_cls_session,
+// mapped_device...), relocated against the module's BTF. A kernel built without
+// CONFIG_DEBUG_INFO_BTF_MODULES (Debian 11's 5.10) has modules loaded and no
+// /sys/kernel/btf/<module>: their kprobe and raw_tp twins cannot load there either.
+bool module_btf_missing(const std::string& btf_dir) {
+  std::ifstream in("/proc/modules");
+  std::string line;
+  bool any_module = false;
+  while (std::getline(in, line)) {
+    std::string name = line.substr(0, line.find(' '));
+    if (name.empty()) continue;
+    any_module = true;
+    std::error_code ec;
+    if (std::filesystem::exists(btf_dir + "/" + name, ec)) return false;
+  }
+  return any_module;
+}
+
+bool reads_module_types(const HookSpec& spec) { return spec.subsystem != "block" && spec.subsystem != "guard"; }
+
 // Moves c to its first usable alternative at or after c.alt.
-void choose(Choice& c, KernelFeatures& kf) {
+void choose(Choice& c, KernelFeatures& kf, const std::set<std::string>& disabled) {
   std::string why;
   for (; c.alt < c.spec->alternatives.size(); ++c.alt) {
     const auto& a = c.spec->alternatives[c.alt];
+    // `--disable-hook fentry` (any attach kind's name) leaves every alternative of
+    // that kind off: how the lab forces the kprobe twins on a kernel that has fentry.
+    if (disabled.count(attach_kind_name(a.kind))) {
+      why += why.empty() ? "" : "; ";
+      why += std::string(attach_kind_name(a.kind)) + " disabled by configuration";
+      continue;
+    }
     switch (a.kind) {
       case AttachKind::kTpBtf:
-      case AttachKind::kRawTp:
         if (auto loc = kf.find_tracepoint(c.spec->target)) {
           c.state.set_module(loc->module);
           return;
         }
         why = "tracepoint " + c.spec->target + " not in this kernel (nor in any loaded module's BTF)";
+        break;
+      case AttachKind::kRawTp:
+        if (auto loc = kf.find_tracepoint(c.spec->target)) {
+          c.state.set_module(loc->module);
+          return;
+        }
+        if (reads_module_types(*c.spec) && module_btf_missing(kf.btf_dir())) {
+          why += why.empty() ? "" : "; ";
+          why += "no module BTF on this kernel (CONFIG_DEBUG_INFO_BTF_MODULES unset): the raw_tp twin reads module types";
+          break;
+        }
+        // A raw tracepoint needs no BTF: a module's tracepoint on a kernel without
+        // module BTF (CONFIG_DEBUG_INFO_BTF_MODULES off, Debian 11's 5.10) is found
+        // by its __tracepoint_ symbol.
+        if (kf.in_kallsyms("__tracepoint_" + c.spec->target)) return;
+        why = "tracepoint " + c.spec->target + " not in this kernel (nor in any loaded module)";
         break;
       case AttachKind::kFentry:
         if (auto loc = kf.find_function(c.spec->target)) {
@@ -147,7 +205,10 @@ void choose(Choice& c, KernelFeatures& kf) {
         break;
       }
       case AttachKind::kKprobe:
-        if (!kf.kprobes_supported()) {
+        if (reads_module_types(*c.spec) && module_btf_missing(kf.btf_dir())) {
+          why += why.empty() ? "" : "; ";
+          why += "no module BTF on this kernel (CONFIG_DEBUG_INFO_BTF_MODULES unset): the kprobe twin reads module types";
+        } else if (!kf.kprobes_supported()) {
           why += why.empty() ? "" : "; ";
           why += "kprobes not supported by this kernel";
         } else if (kf.in_kallsyms(c.spec->target)) {
@@ -183,7 +244,7 @@ std::vector<Choice> initial_choices(const ProbeOptions& opt, KernelFeatures& kf)
       c.state.set_status(v1::HOOK_DISABLED);
       c.state.set_reason("disabled by configuration");
     } else {
-      choose(c, kf);
+      choose(c, kf, opt.disabled_hooks);
     }
     out.push_back(std::move(c));
   }
@@ -219,6 +280,14 @@ struct Probes::Impl {
   std::vector<LinkPtr> links;
   RingPtr ring;
   std::vector<std::pair<std::string, std::string>> programs;  // (program, hook) attached
+  std::vector<bpf_program*> progs;                            // parallel to programs
+  // Late modules: every hook's choice, the options, the loaded modules last seen, and
+  // one more object per batch of hooks attached after start (sharing skel's maps).
+  std::vector<Choice> choices;
+  ProbeOptions options;
+  std::string module_sig;
+  std::vector<SkelPtr> late;
+  bool rescan_takes_sdev = false;
   ConsumerStats* consumer = nullptr;
   const EventHandler* handler = nullptr;
   int handled = 0;
@@ -231,6 +300,35 @@ int on_record(void* ctx, void* data, size_t size) {
                  *impl->handler);
   impl->handled++;
   return 0;
+}
+}  // namespace
+
+namespace {
+void set_rodata(lunwatch_bpf* skel, const ProbeOptions& options, bool rescan_takes_sdev) {
+  skel->rodata->lw_cfg.error_ratelimit_ns = options.error_ratelimit_ns;
+  skel->rodata->lw_cfg.self_tgid = options.self_tgid ? options.self_tgid : static_cast<uint32_t>(getpid());
+  skel->rodata->lw_rescan_takes_sdev = rescan_takes_sdev;
+  if (options.ring_bytes) bpf_map__set_max_entries(skel->maps.events, options.ring_bytes);
+}
+
+// The loaded modules (name and state from /proc/modules) and the module BTF in
+// btf_dir: when this changes, hooks "not present" are looked for again.
+std::string module_signature(const std::string& btf_dir) {
+  std::vector<std::string> names;
+  std::ifstream in("/proc/modules");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string name, size, refs, users, state;
+    f >> name >> size >> refs >> users >> state;
+    names.push_back(name + ":" + state);
+  }
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(btf_dir, ec)) names.push_back("btf/" + e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  std::string sig;
+  for (const auto& n : names) sig += n + "\n";
+  return sig;
 }
 }  // namespace
 
@@ -262,15 +360,8 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
   }
   libbpf_set_print(libbpf_print);
 
-  // Pinned guard maps need bpffs at the pin dir's parent.
-  {
-    auto parent = std::filesystem::path(options.pin_dir).parent_path();
-    struct statfs sfs {};
-    if (statfs(parent.c_str(), &sfs) != 0 || sfs.f_type != BPF_FS_MAGIC)
-      ::mount("bpf", parent.c_str(), "bpf", 0, nullptr);
-    std::error_code ec;
-    std::filesystem::create_directories(options.pin_dir, ec);
-  }
+  // Pinned guard maps: a root-owned private directory on bpffs, or no start.
+  if (auto pin = prepare_pin_dir(options.pin_dir); !pin) return pin.error();
   bool cleared_pins = false;
 
   KernelFeatures kf(options.btf_dir);
@@ -308,9 +399,7 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
       bpf_program__set_autoload(p, true);
       by_prog[a.program] = &c;
     }
-    impl->skel->rodata->lw_cfg.error_ratelimit_ns = options.error_ratelimit_ns;
-    impl->skel->rodata->lw_cfg.self_tgid = options.self_tgid ? options.self_tgid : static_cast<uint32_t>(getpid());
-    impl->skel->rodata->lw_rescan_takes_sdev = rescan_takes_sdev;
+    set_rodata(impl->skel.get(), options, rescan_takes_sdev);
 
     int err = lunwatch_bpf__load(impl->skel.get());
     if (err && !cleared_pins && capture.text.find("couldn't reuse pinned map") != std::string::npos) {
@@ -328,7 +417,9 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
       if (std::regex_search(capture.text, m, failed_re) && by_prog.count(m[1].str())) {
         Choice* c = by_prog[m[1].str()];
         c->state.set_status(v1::HOOK_FAILED);
-        std::string detail = last_lines(capture.text, 3);
+        std::string detail = core_relo_failure(capture.text);
+        if (detail.empty()) detail = last_lines(capture.text, 3);
+        else detail = "this kernel's types lack a field it reads: " + detail;
         c->state.set_reason("load of " + m[1].str() + " failed: " + strerror(-err) + ": " + detail);
         if (c->spec->subsystem == "guard" && err == -EPERM) {
           // A kernel that lists the bpf LSM but refuses its programs: a missing feature, not a bug.
@@ -339,7 +430,7 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
         if (c->state.status() == v1::HOOK_NOT_PRESENT) {
           c->alt = c->spec->alternatives.size();
         } else {
-          choose(*c, kf);
+          choose(*c, kf, options.disabled_hooks);
         }
         continue;
       }
@@ -368,17 +459,22 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
         c->state.set_status(v1::HOOK_FAILED);
         c->state.set_reason("attach of " + name + " failed: " + strerror(aerr));
         c->alt++;
-        choose(*c, kf);
+        choose(*c, kf, options.disabled_hooks);
         if (usable(*c)) retry = true;
         continue;
       }
       impl->links.emplace_back(link);
       impl->programs.emplace_back(name, c->spec->name);
+      impl->progs.push_back(p);
       const auto& a = c->spec->alternatives[c->alt];
       c->state.set_status(v1::HOOK_ATTACHED);
       c->state.set_program(a.program);
       c->state.set_attach(attach_kind_name(a.kind));
-      c->state.set_reason("");
+      // On a fallback, keep why the preferred alternative was dropped (the kernel table).
+      if (c->alt > 0 && !c->state.reason().empty())
+        c->state.set_reason("fallback to " + std::string(attach_kind_name(a.kind)) + ": " + c->state.reason().substr(0, 400));
+      else
+        c->state.set_reason("");
     }
     if (retry) continue;
 
@@ -392,8 +488,12 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
       if (impl->stats_fd.fd < 0)
         log::info(std::string("per-program BPF run statistics unavailable: ") + strerror(errno));
     }
+    impl->module_sig = module_signature(options.btf_dir);
+    impl->options = options;
+    impl->rescan_takes_sdev = rescan_takes_sdev;
     std::unique_ptr<Probes> probes(new Probes(std::move(impl)));
     for (auto& c : choices) probes->states_.push_back(c.state);
+    probes->impl_->choices = std::move(choices);
     probes->impl_->consumer = &probes->consumer_;
     return probes;
   }
@@ -426,6 +526,17 @@ std::vector<FlowRecord> Probes::flows() const {
     prev = &key;
   }
   return out;
+}
+
+std::vector<size_t> Probes::sweep_dead_flows(const std::vector<FlowRecord>& flows) {
+  if (!process_start_mono_ns(static_cast<uint32_t>(::getpid()))) return {};  // no /proc: cannot tell, keep all
+  std::vector<FlowOwner> owners;
+  owners.reserve(flows.size());
+  for (const auto& f : flows) owners.push_back({f.key.tgid, f.val.first_ns});
+  auto dead = dead_flows(owners);
+  int fd = bpf_map__fd(impl_->skel->maps.flows);
+  for (size_t i : dead) bpf_map_delete_elem(fd, &flows[i].key);
+  return dead;
 }
 
 std::vector<FlowRecord> Probes::rearm_flows(const std::set<uint32_t>& kernel_devs) {
@@ -479,18 +590,26 @@ std::vector<uint64_t> Probes::stats() const {
 }
 
 std::vector<std::pair<std::string, int>> Probes::guard_links() const {
+  // The LSM programs, and the hooks whose programs close guarded devices on
+  // "identity may have changed" events (lw_guard_close): pinned, they keep
+  // failing closed while no agent runs (a remap during a restart).
+  static const std::set<std::string> fail_closed = {
+      "scsi_dispatch_cmd_done", "scsi_device_rescan",    "scsi_host_scan", "iscsi_host_scan",
+      "fc_host_scan",           "scsi_device_event",     "iscsi_session_unblock", "dm_path_event"};
   std::vector<std::pair<std::string, int>> out;
   for (size_t i = 0; i < impl_->programs.size(); ++i) {
     const auto& [prog, hook] = impl_->programs[i];
-    if (hook.rfind("guard_", 0) == 0) out.emplace_back(prog, bpf_link__fd(impl_->links[i].get()));
+    if (hook.rfind("guard_", 0) == 0 || fail_closed.count(hook))
+      out.emplace_back(prog, bpf_link__fd(impl_->links[i].get()));
   }
   return out;
 }
 
 std::vector<ProgramStats> Probes::program_stats() const {
   std::vector<ProgramStats> out;
-  for (const auto& [name, hook] : impl_->programs) {
-    bpf_program* p = bpf_object__find_program_by_name(impl_->skel->obj, name.c_str());
+  for (size_t i = 0; i < impl_->programs.size(); ++i) {
+    const auto& [name, hook] = impl_->programs[i];
+    bpf_program* p = impl_->progs[i];
     bpf_prog_info info{};
     __u32 len = sizeof info;
     ProgramStats s{name, hook};
@@ -501,6 +620,99 @@ std::vector<ProgramStats> Probes::program_stats() const {
     out.push_back(s);
   }
   return out;
+}
+
+int Probes::attach_new_modules() {
+  Impl& im = *impl_;
+  std::string sig = module_signature(im.options.btf_dir);
+  if (sig == im.module_sig) return 0;
+  im.module_sig = sig;
+  // What the kernel offers now (module BTF and kallsyms read afresh).
+  KernelFeatures kf(im.options.btf_dir);
+  std::vector<Choice*> wanted;
+  for (auto& c : im.choices) {
+    if (c.state.status() != v1::HOOK_NOT_PRESENT || c.spec->subsystem == "guard") continue;
+    c.alt = 0;
+    choose(c, kf, im.options.disabled_hooks);
+    if (usable(c)) wanted.push_back(&c);
+  }
+  int attached = 0;
+  // One object for the batch; a program that fails to load moves its hook to the next
+  // alternative and the batch is loaded again without it.
+  for (size_t attempt = 0; attempt < 2 * wanted.size() + 1; ++attempt) {
+    std::map<std::string, Choice*> by_prog;
+    for (auto* c : wanted)
+      if (usable(*c)) by_prog[c->spec->alternatives[c->alt].program] = c;
+    if (by_prog.empty()) break;
+    CaptureScope capture;
+    LIBBPF_OPTS(bpf_object_open_opts, oopts, .pin_root_path = im.options.pin_dir.c_str());
+    SkelPtr skel(lunwatch_bpf__open_opts(&oopts));
+    if (!skel) {
+      log::warn(std::string("late modules: cannot open the BPF object again: ") + strerror(errno));
+      break;
+    }
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, skel->obj)
+        bpf_program__set_autoload(prog, by_prog.count(bpf_program__name(prog)) > 0);
+    // One set of maps: the running object's (ring buffer, flows, bindings, guard maps,
+    // .bss/.data); only the read-only data is this object's own, set the same way.
+    bpf_map* map;
+    bpf_object__for_each_map(map, skel->obj) {
+      std::string name = bpf_map__name(map);
+      if (name.find(".rodata") != std::string::npos || name.find(".kconfig") != std::string::npos) continue;
+      bpf_map* mine = bpf_object__find_map_by_name(im.skel->obj, name.c_str());
+      if (mine && bpf_map__reuse_fd(map, bpf_map__fd(mine)) != 0)
+        log::warn("late modules: cannot share map " + name + ": " + strerror(errno));
+    }
+    set_rodata(skel.get(), im.options, im.rescan_takes_sdev);
+    int err = lunwatch_bpf__load(skel.get());
+    if (err) {
+      static const std::regex failed_re(R"(prog '([A-Za-z0-9_]+)': failed to load)");
+      std::smatch m;
+      if (std::regex_search(capture.text, m, failed_re) && by_prog.count(m[1].str())) {
+        Choice* c = by_prog[m[1].str()];
+        std::string reason = "load of " + m[1].str() + " failed: " + strerror(-err) + ": " + last_lines(capture.text, 3);
+        c->alt++;
+        choose(*c, kf, im.options.disabled_hooks);
+        if (!usable(*c)) {
+          c->state.set_status(v1::HOOK_FAILED);
+          c->state.set_reason(reason);
+          log::warn("hook " + c->spec->name + " (module loaded late): " + reason);
+        }
+        continue;
+      }
+      log::warn("late modules: BPF load failed: " + std::string(strerror(-err)) + ": " + last_lines(capture.text, 4));
+      break;
+    }
+    for (auto& [name, c] : by_prog) {
+      bpf_program* p = bpf_object__find_program_by_name(skel->obj, name.c_str());
+      bpf_link* link = bpf_program__attach(p);
+      if (!link) {
+        int aerr = errno;
+        // A module still coming up can refuse a probe: "not present" again, tried
+        // at the next change of the loaded modules.
+        c->state.set_status(v1::HOOK_NOT_PRESENT);
+        c->state.set_reason("attach of " + name + " failed: " + strerror(aerr) + " (tried again when modules change)");
+        c->alt = c->spec->alternatives.size();
+        continue;
+      }
+      im.links.emplace_back(link);
+      im.programs.emplace_back(name, c->spec->name);
+      im.progs.push_back(p);
+      const auto& a = c->spec->alternatives[c->alt];
+      c->state.set_status(v1::HOOK_ATTACHED);
+      c->state.set_program(a.program);
+      c->state.set_attach(attach_kind_name(a.kind));
+      c->state.set_reason("attached after its module loaded");
+      log::info("hook " + c->spec->name + " attached late: " + attach_kind_name(a.kind) + " " + a.program +
+                (c->state.module().empty() ? "" : " (module " + c->state.module() + ")"));
+      attached++;
+    }
+    im.late.push_back(std::move(skel));
+    break;
+  }
+  for (size_t i = 0; i < im.choices.size() && i < states_.size(); ++i) states_[i] = im.choices[i].state;
+  return attached;
 }
 
 }  // namespace lunwatch::probes

@@ -22,7 +22,7 @@ extern "C" {
 namespace lunwatch::probes {
 
 struct ProbeOptions {
-  std::set<std::string> disabled_hooks;  // by HookSpec::name
+  std::set<std::string> disabled_hooks;  // by HookSpec::name, or an attach kind ("fentry") for all of it
   uint64_t error_ratelimit_ns = 1'000'000'000;
   uint32_t self_tgid = 0;          // 0: this process
   std::string btf_dir = "/sys/kernel/btf";
@@ -30,6 +30,7 @@ struct ProbeOptions {
   bool run_stats = true;           // kernel per-program run count/time while we run (BPF_ENABLE_STATS)
   std::string pin_dir = "/sys/fs/bpf/lunwatch";  // guard maps (and links) pinned here
   bool guard = false;              // load the guard's LSM programs (guard mode monitor or enforce)
+  uint32_t ring_bytes = 0;         // ring buffer size (power of 2, >= page); 0: the object's 1 MiB (tests shrink it)
 };
 
 struct FlowRecord {
@@ -56,12 +57,22 @@ class Probes {
   Probes& operator=(const Probes&) = delete;
 
   const std::vector<v1::HookState>& hook_states() const { return states_; }
+  // Late modules (iscsi_tcp, dm_multipath, scsi_transport_fc loaded after start): when
+  // the loaded modules or module BTF changed since the last call, looks again for every
+  // hook "not present", loads and attaches those now there (sharing this object's maps
+  // and ring buffer) and updates hook_states(). Cheap when nothing changed (reads
+  // /proc/modules and lists btf_dir): call it from a timer. Returns hooks attached.
+  int attach_new_modules();
   // Waits up to timeout_ms for events and hands each to handler. Returns the
   // number handled, or a negative errno.
   int poll(int timeout_ms, const EventHandler& handler);
   int ring_fd() const;
 
   std::vector<FlowRecord> flows() const;
+  // Removes the flows of processes that are gone (or whose pid now names a
+  // younger process) from the kernel map; returns their indexes in `flows`.
+  // A new process on a reused pid is then reported on its next I/O.
+  std::vector<size_t> sweep_dead_flows(const std::vector<FlowRecord>& flows);
   // Removes the kernel flows on these devices (kernel dev_t encoding) so the
   // next I/O of each process there is reported again as a new flow; returns
   // what they had counted.

@@ -1,8 +1,14 @@
 #include "sinks/alerts.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "common/safe_file.h"
 #include "contain/containment.h"
 #include "sinks/json.h"
 
@@ -73,12 +79,76 @@ std::string to_falco_json(const v1::Alert& a) {
   return f.dump();
 }
 
+Result<std::unique_ptr<AlertWriter>> AlertWriter::open(const std::string& path, AlertFormat format) {
+  auto f = fopen_append_safe(path);
+  if (!f) return make_error(f.error().code, "cannot open alerts file: " + f.error().message);
+  std::unique_ptr<AlertWriter> w(new AlertWriter(f.value(), format));
+  if (f.value() != stdout) w->path_ = path;
+  return w;
+}
+
+AlertWriter::~AlertWriter() {
+  retry();
+  if (!path_.empty() && out_) std::fclose(out_);
+}
+
+Result<bool> AlertWriter::reopen() {
+  if (path_.empty()) return true;
+  auto f = fopen_append_safe(path_);
+  if (!f) return make_error(f.error().code, "cannot reopen alerts file: " + f.error().message);
+  std::fclose(out_);
+  out_ = f.value();
+  retry();
+  return true;
+}
+
+// One whole line or nothing: a short write (ENOSPC, EFBIG, EIO) is cut back
+// so a reader never sees half a JSON line followed by the next alert.
+bool AlertWriter::write_line(const std::string& line) {
+  if (std::fflush(out_) != 0) std::clearerr(out_);
+  int fd = ::fileno(out_);
+  struct stat st {};
+  bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  off_t before = regular ? st.st_size : 0;
+  size_t off = 0;
+  while (off < line.size()) {
+    ssize_t n = ::write(fd, line.data() + off, line.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (regular && off > 0 && ::ftruncate(fd, before) != 0) {
+        // leave it: the next whole line still starts after a newline-less tail
+      }
+      return false;
+    }
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool AlertWriter::retry() {
+  while (!spool_.empty()) {
+    if (!write_line(spool_.front())) {
+      failures_++;
+      return false;
+    }
+    spool_.pop_front();
+  }
+  return true;
+}
+
 bool AlertWriter::write(const v1::Alert& a) {
   std::string line = format_ == AlertFormat::kFalco ? to_falco_json(a) : to_json(a);
   line += '\n';
-  bool ok = std::fwrite(line.data(), 1, line.size(), out_) == line.size();
-  std::fflush(out_);
-  return ok;
+  if (retry()) {  // older lines first; retry() counts its own failure
+    if (write_line(line)) return true;
+    failures_++;
+  }
+  if (spool_.size() >= kMaxSpool) {
+    spool_.pop_front();
+    dropped_++;
+  }
+  spool_.push_back(std::move(line));
+  return false;
 }
 
 }  // namespace lunwatch::sinks

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "common/safe_file.h"
+
 namespace lunwatch::sinks {
 namespace fs = std::filesystem;
 
@@ -30,35 +32,6 @@ std::string sha256_hex(const std::string& bytes) {
 
 namespace {
 
-Result<void> write_atomic(const std::string& path, const std::string& data) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return make_error(Errc::kIo, "cannot create " + tmp + ": " + std::strerror(errno));
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n <= 0) {
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return make_error(Errc::kIo, "cannot write " + tmp + ": " + std::strerror(e));
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    int e = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return make_error(Errc::kIo, "cannot sync " + tmp + ": " + std::strerror(e));
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return make_error(Errc::kIo, "cannot rename to " + path + ": " + std::strerror(e));
-  }
-  return {};
-}
 
 }  // namespace
 
@@ -71,9 +44,9 @@ Result<uint64_t> write_dump(const std::string& path, const v1::CaptureDump& dump
   file.append(reinterpret_cast<const char*>(&v), sizeof v);  // little-endian hosts (x86_64, arm64)
   file.append(reinterpret_cast<const char*>(&n), sizeof n);
   file += body;
-  auto w = write_atomic(path, file);
+  auto w = lunwatch::write_atomic(path, file);  // unique O_EXCL temp, fsync, rename; 0600
   if (!w.ok()) return w.error();
-  auto s = write_atomic(path + ".sha256", sha256_hex(file) + "  " + fs::path(path).filename().string() + "\n");
+  auto s = lunwatch::write_atomic(path + ".sha256", sha256_hex(file) + "  " + fs::path(path).filename().string() + "\n");
   if (!s.ok()) return s.error();
   return static_cast<uint64_t>(file.size());
 }

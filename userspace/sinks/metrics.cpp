@@ -33,6 +33,22 @@ const std::vector<MetricInfo>& metric_catalog() {
       {"lunwatch_iscsi_sessions", "gauge", "iSCSI sessions by state", {"state"}},
       {"lunwatch_identity_verifications_total", "counter", "SG_IO identity verifications by result (ok, error, timeout)",
        {"result"}},
+      {"lunwatch_identity_verify_queue", "gauge",
+       "SG_IO identity checks by state: queued, running, retry_wait (failed, backing off), hung (past the deadline)",
+       {"state"}},
+      {"lunwatch_identity_verify_oldest_request_age_seconds", "gauge",
+       "Age of the oldest identity check asked for and not answered yet (0 when none)", {}},
+      {"lunwatch_identity_verify_retries_total", "counter", "Identity checks retried after a failed or timed-out one",
+       {}},
+      {"lunwatch_identity_held_paths", "gauge", "SCSI paths under devices that instances hold (libvirt)", {}},
+      {"lunwatch_identity_held_last_good_age_max_seconds", "gauge",
+       "Seconds since the least recently verified held path last answered with an identity", {}},
+      {"lunwatch_identity_held_overdue_paths", "gauge",
+       "Held paths whose last good verification is older than the configured bound", {}},
+      {"lunwatch_identity_max_age_seconds", "gauge",
+       "The configured bound on a held path's last good verification (verify_max_age)", {}},
+      {"lunwatch_identity_unknown_devices", "gauge",
+       "SCSI devices whose last identity check failed: identity unknown until one succeeds", {}},
       {"lunwatch_identity_mismatches_total", "counter",
        "Verified WWIDs that differ from the sysfs cache (the identity trap)", {}},
       {"lunwatch_iscsi_events_total", "counter", "iSCSI session and connection events",
@@ -48,6 +64,10 @@ const std::vector<MetricInfo>& metric_catalog() {
       {"lunwatch_attachment_source_stale", "gauge", "1 when the source's last refresh failed", {"source"}},
       {"lunwatch_input_errors_total", "counter", "Malformed input rejected and counted (kept last good state)",
        {"source"}},
+      {"lunwatch_alert_write_failures_total", "counter",
+       "Alert lines that could not be written (disk full, I/O error); each is kept and retried", {}},
+      {"lunwatch_alerts_spooled", "gauge", "Alert lines held in memory until the alerts file takes them again", {}},
+      {"lunwatch_alerts_dropped_total", "counter", "Alert lines lost: the in-memory spool was full", {}},
       {"lunwatch_dumps_written_total", "counter", "Forensic capture dumps written", {}},
       {"lunwatch_dump_bytes_total", "counter", "Bytes of capture dumps written", {}},
       {"lunwatch_dump_errors_total", "counter", "Capture dumps that could not be written", {"cause"}},
@@ -295,9 +315,31 @@ void Metrics::set_sources(const std::vector<v1::SourceSnapshot>& sources, int64_
   }
 }
 
+void Metrics::set_verify_queue(const VerifyHealth& h) {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  impl_->g("lunwatch_identity_verify_queue", {{"state", "queued"}}).Set(static_cast<double>(h.queued));
+  impl_->g("lunwatch_identity_verify_queue", {{"state", "running"}}).Set(static_cast<double>(h.running));
+  impl_->g("lunwatch_identity_verify_queue", {{"state", "retry_wait"}}).Set(static_cast<double>(h.retry_wait));
+  impl_->g("lunwatch_identity_verify_queue", {{"state", "hung"}}).Set(static_cast<double>(h.hung));
+  impl_->g("lunwatch_identity_verify_oldest_request_age_seconds").Set(h.oldest_request_age_s);
+  impl_->mirror("lunwatch_identity_verify_retries_total", {}, h.retries_total);
+  impl_->g("lunwatch_identity_held_paths").Set(static_cast<double>(h.held_paths));
+  impl_->g("lunwatch_identity_held_last_good_age_max_seconds").Set(h.held_age_max_s);
+  impl_->g("lunwatch_identity_held_overdue_paths").Set(static_cast<double>(h.held_overdue));
+  impl_->g("lunwatch_identity_max_age_seconds").Set(h.max_age_s);
+  impl_->g("lunwatch_identity_unknown_devices").Set(static_cast<double>(h.unknown_devices));
+}
+
 void Metrics::set_input_errors(const std::string& source, uint64_t total) {
   std::lock_guard<std::mutex> l(impl_->mu);
   impl_->mirror("lunwatch_input_errors_total", {{"source", source}}, total);
+}
+
+void Metrics::set_alert_output(uint64_t failures, size_t spooled, uint64_t dropped) {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  impl_->mirror("lunwatch_alert_write_failures_total", {}, failures);
+  impl_->g("lunwatch_alerts_spooled").Set(static_cast<double>(spooled));
+  impl_->mirror("lunwatch_alerts_dropped_total", {}, dropped);
 }
 
 void Metrics::dump_written(uint64_t bytes) {

@@ -37,6 +37,18 @@ struct FlowBytes {
   uint64_t read_bytes = 0, write_bytes = 0;
 };
 
+// Identity verification's health (agent::verify_health).
+struct VerifyHealth {
+  size_t queued = 0, running = 0, retry_wait = 0, hung = 0;
+  double oldest_request_age_s = 0;
+  uint64_t retries_total = 0;
+  size_t held_paths = 0;        // sd paths under devices instances hold
+  double held_age_max_s = 0;    // the oldest last good verification among them
+  size_t held_overdue = 0;      // those whose last good verification is older than max_age_s
+  double max_age_s = 0;         // the configured bound
+  size_t unknown_devices = 0;   // devices whose last SG_IO check failed (identity unknown)
+};
+
 class Metrics {
  public:
   Metrics();
@@ -55,8 +67,11 @@ class Metrics {
   void set_topology(const v1::Topology& t);
   // Counts a device that newly answers with another WWID than sysfs caches.
   void identity_checked(const std::string& dev, const std::string& cached, const std::string& verified);
+  void set_verify_queue(const VerifyHealth& h);
   void set_sources(const std::vector<v1::SourceSnapshot>& sources, int64_t now_unix_ms);
   void set_input_errors(const std::string& source, uint64_t total);
+  // The alert writer's failed writes, lines spooled now, lines dropped (totals).
+  void set_alert_output(uint64_t failures, size_t spooled, uint64_t dropped);
   void dump_written(uint64_t bytes);
   void dump_error(const std::string& cause);
   void containment(const v1::ContainmentAction& a);

@@ -1,5 +1,7 @@
 #include "sinks/recording.h"
 
+#include <unistd.h>
+
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl.h>
 
@@ -7,11 +9,18 @@
 #include <fstream>
 #include <memory>
 
+#include "common/safe_file.h"
+
 namespace lunwatch::sinks {
 
 Result<std::unique_ptr<RecordWriter>> RecordWriter::open(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) return make_error(Errc::kIo, "cannot write recording " + path + ": " + std::strerror(errno));
+  auto fd = open_truncate_safe(path);  // O_NOFOLLOW, 0600, ours
+  if (!fd) return make_error(Errc::kIo, "cannot write recording: " + fd.error().message);
+  std::FILE* f = ::fdopen(fd.value(), "wb");
+  if (!f) {
+    ::close(fd.value());
+    return make_error(Errc::kIo, "cannot write recording " + path + ": " + std::strerror(errno));
+  }
   std::fwrite(kRecordingMagic, 1, sizeof(kRecordingMagic) - 1, f);
   return std::unique_ptr<RecordWriter>(new RecordWriter(f));
 }
@@ -48,7 +57,13 @@ Result<uint64_t> read_recording(const std::string& path, const std::function<voi
   uint64_t n = 0;
   while (true) {
     uint32_t len = 0;
-    if (!cs.ReadVarint32(&len)) break;  // clean end
+    // The end is clean only between records: a file cut inside a length
+    // varint is truncated, not complete.
+    const void* peek = nullptr;
+    int avail = 0;
+    if (!cs.GetDirectBufferPointer(&peek, &avail)) break;  // clean end
+    if (!cs.ReadVarint32(&len))
+      return make_error(Errc::kTruncated, "recording truncated in the length of record " + std::to_string(n));
     if (len > (64u << 20)) return make_error(Errc::kParse, "record " + std::to_string(n) + " claims " + std::to_string(len) + " bytes");
     std::string body;
     if (!cs.ReadString(&body, static_cast<int>(len)))

@@ -6,11 +6,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <atomic>
 #include <thread>
+#include <algorithm>
 
 #include "topology/vpd.h"
 
@@ -29,9 +31,9 @@ struct Fd {
   }
 };
 
-Result<std::vector<uint8_t>> inquiry_vpd(int fd, uint8_t page, std::chrono::milliseconds timeout) {
-  std::vector<uint8_t> buf(252);
-  uint8_t cdb[6] = {0x12, 0x01, page, 0, static_cast<uint8_t>(buf.size()), 0};
+Result<std::vector<uint8_t>> inquiry_vpd_len(int fd, uint8_t page, uint16_t alloc, std::chrono::milliseconds timeout) {
+  std::vector<uint8_t> buf(alloc);
+  uint8_t cdb[6] = {0x12, 0x01, page, static_cast<uint8_t>(alloc >> 8), static_cast<uint8_t>(alloc & 0xff), 0};
   uint8_t sense[32] = {};
   sg_io_hdr_t io{};
   io.interface_id = 'S';
@@ -56,12 +58,28 @@ Result<std::vector<uint8_t>> inquiry_vpd(int fd, uint8_t page, std::chrono::mill
   return buf;
 }
 
+// Asks for 252 bytes first (old devices reject more); a page that says it is
+// longer (bytes 2-3) is asked for again at its full length, so an array with
+// many designators is not cut in the middle of one.
+Result<std::vector<uint8_t>> inquiry_vpd(int fd, uint8_t page, std::chrono::milliseconds timeout) {
+  auto first = inquiry_vpd_len(fd, page, 252, timeout);
+  if (!first.ok() || first->size() < 4) return first;
+  size_t want = ((size_t{(*first)[2]} << 8) | (*first)[3]) + 4;
+  if (want <= first->size() || want <= 252) return first;
+  auto full = inquiry_vpd_len(fd, page, static_cast<uint16_t>(std::min<size_t>(want, 0xffff)), timeout);
+  return full.ok() ? full : first;  // the short page still has the designators that arrived whole
+}
+
 }  // namespace
 
 Result<v1::Identity> inquire_identity(const std::string& node, std::chrono::milliseconds timeout) {
   Fd f;
   f.fd = ::open(node.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (f.fd < 0) return make_error(Errc::kIo, "cannot open " + node + ": " + std::strerror(errno));
+  if (f.fd < 0) {
+    int e = errno;  // no such device: it is gone, not failing (the queue does not retry it)
+    return make_error(e == ENXIO || e == ENODEV || e == ENOENT ? Errc::kNotFound : Errc::kIo,
+                      "cannot open " + node + ": " + std::strerror(e));
+  }
   auto p83 = inquiry_vpd(f.fd, 0x83, timeout);
   if (!p83.ok()) return p83.error();
   auto wwid = parse_vpd83(p83.value());
@@ -112,38 +130,92 @@ struct IdentityVerifier::Job {
   std::chrono::steady_clock::time_point deadline;
   VerifyOutcome result;           // written by the worker before done
   std::atomic<bool> done{false};  // release by the worker, acquire by take()
-  bool timeout_reported = false;  // main side only
+  bool timeout_reported = false;  // main side only: hung, no longer counted as running
+};
+
+struct IdentityVerifier::Entry {
+  DevNum dev;
+  v1::VerifyReason reason = v1::VERIFY_UNKNOWN;
+  bool queued = false;
+  bool rerun = false;             // asked again while its check ran: one more after it
+  std::shared_ptr<Job> job;       // running or hung
+  uint32_t failures = 0;          // consecutive failed answers
+  std::optional<TimePoint> retry_at;
+  TimePoint requested{};          // the oldest unanswered request
+  TimePoint first_asked{};
+  std::optional<TimePoint> last_good;
 };
 
 IdentityVerifier::IdentityVerifier() : IdentityVerifier(Options{}) {}
 
 IdentityVerifier::IdentityVerifier(Options options) : opt_(std::move(options)) {
   if (!opt_.inquire) opt_.inquire = inquire_identity;
+  if (!opt_.node)
+    opt_.node = [dev_dir = opt_.dev_dir, private_dir = opt_.private_dir](const std::string& name, DevNum dev) {
+      return device_node(dev_dir, name, dev, private_dir);
+    };
+  if (opt_.max_in_flight == 0) opt_.max_in_flight = 1;
 }
 
 // Workers are detached and own (through shared_ptr) all they touch, so a
 // thread stuck in a hung SG_IO outlives nothing it needs.
 IdentityVerifier::~IdentityVerifier() = default;
 
-bool IdentityVerifier::submit(const std::string& name, DevNum dev) {
+namespace {
+// A specific trigger (scan, reinstate, new flow) says more than a periodic one.
+bool weak_reason(v1::VerifyReason r) { return r == v1::VERIFY_UNKNOWN || r == v1::VERIFY_PERIODIC; }
+}  // namespace
+
+bool IdentityVerifier::submit(const std::string& name, DevNum dev, v1::VerifyReason reason) {
+  if (name.empty()) return false;
   std::lock_guard<std::mutex> lock(mu_);
-  if (jobs_.count(name)) return false;  // pending or hung: do not pile up
-  if (jobs_.size() >= opt_.max_in_flight) {
-    refused_++;
-    return false;
+  auto now = std::chrono::steady_clock::now();
+  auto [it, fresh] = entries_.try_emplace(name);
+  Entry& e = it->second;
+  if (fresh || !(e.dev == dev)) {  // another device under this name: starts afresh
+    e.dev = dev;
+    e.first_asked = now;
+    e.last_good.reset();
+    e.failures = 0;
+    e.retry_at.reset();
   }
+  if (!e.queued && !e.job) e.requested = now;
+  if (!weak_reason(reason) || weak_reason(e.reason)) e.reason = reason;
+  if (e.job) {
+    e.rerun = true;
+    return true;
+  }
+  if (e.queued) return true;
+  if (e.retry_at && reason == v1::VERIFY_PERIODIC) return true;  // its backoff holds
+  e.retry_at.reset();
+  e.queued = true;
+  queue_.push_back(name);
+  pump(now);
+  return true;
+}
+
+void IdentityVerifier::start(const std::string& name, Entry& e, TimePoint now) {
   auto job = std::make_shared<Job>();
   job->name = name;
-  job->dev = dev;
-  job->started = std::chrono::steady_clock::now();
-  job->deadline = job->started + opt_.timeout + std::chrono::milliseconds(500);
-  jobs_[name] = job;
-  std::thread([job, inquire = opt_.inquire, dev_dir = opt_.dev_dir, private_dir = opt_.private_dir,
-               timeout = opt_.timeout]() {
+  job->dev = e.dev;
+  job->started = now;
+  job->deadline = now + opt_.timeout + std::chrono::milliseconds(500);
+  e.queued = false;
+  e.job = job;
+  started_++;
+  if (e.failures) retries_++;
+  v1::VerifyReason reason = e.reason;
+  uint32_t attempt = e.failures + 1;
+  e.reason = v1::VERIFY_UNKNOWN;
+  std::thread([job, reason, attempt, inquire = opt_.inquire, node_of = opt_.node, timeout = opt_.timeout]() {
     VerifyOutcome out;
     out.name = job->name;
     out.dev = job->dev;
-    auto node = device_node(dev_dir, job->name, job->dev, private_dir);
+    out.reason = reason;
+    out.attempt = attempt;
+    out.asked_ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(job->started.time_since_epoch()).count());
+    auto node = node_of(job->name, job->dev);
     if (!node.ok()) {
       out.error = node.error().message;
     } else {
@@ -153,6 +225,7 @@ bool IdentityVerifier::submit(const std::string& name, DevNum dev) {
         out.identity = id.value();
       } else {
         out.error = id.error().message;
+        out.gone = id.error().code == Errc::kNotFound;
       }
     }
     out.at_unix_ms = now_unix_ms();
@@ -160,37 +233,89 @@ bool IdentityVerifier::submit(const std::string& name, DevNum dev) {
     job->result = std::move(out);
     job->done.store(true, std::memory_order_release);
   }).detach();
-  return true;
+}
+
+void IdentityVerifier::pump(TimePoint now) {
+  size_t running = 0;
+  for (auto& [name, e] : entries_) {
+    if (e.job && !e.job->timeout_reported) running++;
+    if (e.retry_at && *e.retry_at <= now && !e.job && !e.queued) {
+      e.retry_at.reset();
+      e.queued = true;
+      e.requested = now;
+      if (weak_reason(e.reason)) e.reason = v1::VERIFY_ERROR_RECOVERY;
+      queue_.push_back(name);
+    }
+  }
+  while (running < opt_.max_in_flight && !queue_.empty()) {
+    std::string name = std::move(queue_.front());
+    queue_.pop_front();
+    auto it = entries_.find(name);
+    if (it == entries_.end() || !it->second.queued) continue;  // forgotten
+    start(name, it->second, now);
+    running++;
+  }
 }
 
 std::vector<VerifyOutcome> IdentityVerifier::take() {
   std::vector<VerifyOutcome> out;
   auto now = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto it = jobs_.begin(); it != jobs_.end();) {
-    auto& job = it->second;
+  for (auto& [name, e] : entries_) {
+    if (!e.job) continue;
+    auto& job = e.job;
     if (job->done.load(std::memory_order_acquire)) {
       // A late answer after a reported timeout is still the truth: deliver it.
-      out.push_back(job->result);
-      it = jobs_.erase(it);
+      VerifyOutcome o = job->result;
+      job.reset();
+      if (o.ok) {
+        e.last_good = now;
+        e.failures = 0;
+        e.retry_at.reset();
+      } else if (o.gone) {
+        e.failures = 0;
+        e.retry_at.reset();
+        e.rerun = false;
+      } else {
+        e.failures++;
+        if (e.failures < opt_.max_attempts) {
+          auto back = opt_.retry_base * (1LL << std::min<uint32_t>(e.failures - 1, 20));
+          e.retry_at = now + std::min<std::chrono::milliseconds>(back, opt_.retry_max);
+        } else {
+          e.retry_at.reset();  // given up until the next request
+        }
+      }
+      // Asked again while it ran: a fresh answer follows (after a failure the
+      // retry is that answer).
+      if (e.rerun && o.ok) {
+        e.queued = true;
+        e.requested = now;
+        queue_.push_back(name);
+      }
+      e.rerun = false;
+      out.push_back(std::move(o));
       continue;
     }
     if (now >= job->deadline && !job->timeout_reported) {
       // Report the timeout once; keep the job so this LUN is not asked again
-      // while its SG_IO is still stuck.
+      // while its SG_IO is still stuck, but stop counting it as running so
+      // the other devices' checks go on.
       job->timeout_reported = true;
       VerifyOutcome t;
-      t.name = job->name;
-      t.dev = job->dev;
+      t.name = name;
+      t.dev = e.dev;
       t.timed_out = true;
       t.error = "SG_IO INQUIRY did not answer within " + std::to_string(opt_.timeout.count()) + " ms";
       t.at_unix_ms = now_unix_ms();
       t.took = std::chrono::duration_cast<std::chrono::milliseconds>(now - job->started);
+      t.asked_ns = static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(job->started.time_since_epoch()).count());
+      t.attempt = e.failures + 1;
       timeouts_++;
       out.push_back(std::move(t));
     }
-    ++it;
   }
+  pump(now);
   return out;
 }
 
@@ -199,13 +324,7 @@ std::vector<VerifyOutcome> IdentityVerifier::wait_all(std::chrono::milliseconds 
   auto deadline = std::chrono::steady_clock::now() + limit;
   while (true) {
     for (auto& o : take()) all.push_back(std::move(o));
-    bool pending = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& [n, j] : jobs_)
-        if (!j->timeout_reported) pending = true;
-    }
-    if (!pending || std::chrono::steady_clock::now() >= deadline) break;
+    if (in_flight() == 0 || std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   return all;
@@ -213,7 +332,41 @@ std::vector<VerifyOutcome> IdentityVerifier::wait_all(std::chrono::milliseconds 
 
 size_t IdentityVerifier::in_flight() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return jobs_.size();
+  size_t n = 0;
+  for (const auto& [name, e] : entries_)
+    if (e.queued || (e.job && !e.job->timeout_reported)) n++;
+  return n;
+}
+
+IdentityVerifier::Stats IdentityVerifier::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stats s;
+  auto now = std::chrono::steady_clock::now();
+  for (const auto& [name, e] : entries_) {
+    bool pending = e.queued || e.job;
+    if (e.queued) s.queued++;
+    else if (e.job && e.job->timeout_reported) s.hung++;
+    else if (e.job) s.running++;
+    else if (e.retry_at) s.retry_wait++;
+    if (pending) s.oldest_age_s = std::max(s.oldest_age_s, std::chrono::duration<double>(now - e.requested).count());
+  }
+  s.started_total = started_;
+  s.retries_total = retries_;
+  s.timeouts_total = timeouts_;
+  return s;
+}
+
+std::optional<std::chrono::milliseconds> IdentityVerifier::since_good(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(name);
+  if (it == entries_.end()) return std::nullopt;
+  auto ref = it->second.last_good ? *it->second.last_good : it->second.first_asked;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - ref);
+}
+
+void IdentityVerifier::forget(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_.erase(name);
 }
 
 }  // namespace lunwatch::topology

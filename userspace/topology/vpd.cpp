@@ -30,7 +30,8 @@ Result<std::string> parse_vpd83(std::span<const uint8_t> page) {
   if (page.size() < 4) return make_error(Errc::kParse, "VPD 0x83 page shorter than its header");
   if (page[1] != 0x83) return make_error(Errc::kParse, "not a VPD 0x83 page (page code " + std::to_string(page[1]) + ")");
   size_t len = (size_t{page[2]} << 8) | page[3];
-  if (len + 4 > page.size()) len = page.size() - 4;  // truncated answer: parse what arrived
+  bool truncated = len + 4 > page.size();
+  if (truncated) len = page.size() - 4;  // truncated answer: parse what arrived
   auto body = page.subspan(4, len);
 
   int best_rank = -1;
@@ -41,7 +42,10 @@ Result<std::string> parse_vpd83(std::span<const uint8_t> page) {
     uint8_t assoc = (body[off + 1] >> 4) & 0x3;
     uint8_t type = body[off + 1] & 0x0f;
     size_t dlen = body[off + 3];
-    if (off + 4 + dlen > body.size()) return make_error(Errc::kParse, "VPD 0x83 designator overruns the page");
+    if (off + 4 + dlen > body.size()) {
+      if (truncated) break;  // cut by the allocation length: keep the designators that arrived whole
+      return make_error(Errc::kParse, "VPD 0x83 designator overruns the page");
+    }
     auto d = body.subspan(off + 4, dlen);
     off += 4 + dlen;
     if (assoc != 0 || dlen == 0) continue;  // only designators of the logical unit itself

@@ -34,6 +34,14 @@ esac
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=0755 tmpfs /run
+# A kernel fetched by scripts/lab (not the host's): its modules, unpacked in the lab
+# cache, are bound where modprobe looks for this kernel's version.
+MODROOT=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^lab\.modroot=//p')
+if [[ -n $MODROOT ]]; then
+	mkdir -p "/lib/modules/$(uname -r)" \
+		&& mount --bind "$MODROOT/lib/modules/$(uname -r)" "/lib/modules/$(uname -r)" \
+		|| console "WARNING: cannot bind $MODROOT/lib/modules/$(uname -r): no modules for this kernel"
+fi
 mkdir -p /run/lock /run/lock/iscsi /var/lock /run/lab
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
@@ -64,6 +72,11 @@ fi
 export LAB_VERBOSE=${KARG[verbose]:-0}
 export LAB_PROBES_JSON=${KARG[probes_json]:-0}
 export LAB_KVER=$(uname -r)
+# Why this kernel cannot run the guard (scripts/lab read its config), and the
+# hooks lunwatch must leave out (LAB_DISABLE_HOOKS, LAB_FORCE_KPROBE).
+[[ -n ${KARG[no_guard]:-} ]] && export LAB_NO_GUARD=${KARG[no_guard]//_/ }
+[[ -n ${KARG[disable_hooks]:-} ]] && export LAB_DISABLE_HOOKS=${KARG[disable_hooks]}
+[[ -n ${KARG[force_kprobe]:-} ]] && export LAB_FORCE_KPROBE=${KARG[force_kprobe]}
 [[ -n ${KARG[guard]:-} ]] && export LAB_GUARD=${KARG[guard]}
 [[ -n ${KARG[bench_rounds]:-} ]] && export BENCH_ROUNDS=${KARG[bench_rounds]}
 [[ -n ${KARG[bench_runtime]:-} ]] && export BENCH_RUNTIME=${KARG[bench_runtime]}

@@ -164,13 +164,13 @@ static void print_totals(const char *tag) {
 
 static void usage(void) {
 	fprintf(stderr, "usage: qemu-system-x86_64 -name guest=NAME[,..] -uuid UUID -drive file=DEV[,..]... "
-			"[-lab-engines psync,libaio,io_uring] [-lab-interval-ms N] [-lab-write 0|1] "
+			"[-lab-engines psync,libaio,io_uring] [-lab-interval-ms N] [-lab-write 0|1] [-lab-read 0|1] "
 			"[-lab-count N] [-lab-heartbeat-s N]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv) {
-	int engines[E_MAX], nengines = 0, interval_ms = 200, do_write = 1, heartbeat_s = 5, open_retry_s = 0;
+	int engines[E_MAX], nengines = 0, interval_ms = 200, do_write = 1, do_read = 1, heartbeat_s = 5, open_retry_s = 0;
 	long count = 0;
 	const char *name = "?", *uuid = "?";
 	for (int i = 1; i < argc; i++) {
@@ -204,6 +204,8 @@ int main(int argc, char **argv) {
 			interval_ms = atoi(v);
 		else if (!strcmp(a, "-lab-write"))
 			do_write = atoi(v);
+		else if (!strcmp(a, "-lab-read"))
+			do_read = atoi(v);
 		else if (!strcmp(a, "-lab-count"))
 			count = atol(v);
 		else if (!strcmp(a, "-lab-heartbeat-s"))
@@ -286,6 +288,8 @@ int main(int argc, char **argv) {
 			char line[160], m[64];
 			memset(rbuf, 0, BS);
 			long long submit_ms = clock_ms(CLOCK_MONOTONIC);
+			if (!do_read)
+				goto write; /* -lab-read 0: writes only, each result logged as it changes */
 			long r = do_io(e, d->fd, rbuf, 0, 0);
 			d->reads++;
 			if (r == BS) {
@@ -306,13 +310,27 @@ int main(int argc, char **argv) {
 				       engine_name[e], line, d->reads);
 				snprintf(d->last, sizeof d->last, "%s", line);
 			}
+		write:
 			if (do_write) {
+				submit_ms = clock_ms(CLOCK_MONOTONIC);
 				long w = do_io(e, d->fd, wbuf, 1 << 20, 1);
 				d->writes++;
 				if (w != BS)
 					d->write_errors++;
 				if (w == -EPERM || w == -EACCES)
 					d->write_denied++;
+				if (!do_read) {
+					if (w == BS)
+						snprintf(line, sizeof line, "ok");
+					else
+						snprintf(line, sizeof line, "err=%ld (%s)", w < 0 ? -w : 0, w < 0 ? strerror(-w) : "short write");
+					if (strcmp(line, d->last)) {
+						printf("t=%ld wall_ms=%lld mono_ms=%lld submit_mono_ms=%lld drive=%s engine=%s op=write %s n=%ld\n",
+						       now_ms(), clock_ms(CLOCK_REALTIME), clock_ms(CLOCK_MONOTONIC), submit_ms, d->path,
+						       engine_name[e], line, d->writes);
+						snprintf(d->last, sizeof d->last, "%s", line);
+					}
+				}
 			}
 		}
 		ei = (ei + 1) % nengines;

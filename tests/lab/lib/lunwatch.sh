@@ -104,15 +104,21 @@ lw_start() {
 	# verifier is slow under TCG) and wait for both.
 	# Only where asked (scenario intentional, or LAB_PROBES_JSON=1): it costs ~15 s.
 	# Run before `run`, never beside it: two agents share /sys/fs/bpf/lunwatch pins.
+	# LAB_DISABLE_HOOKS=a,b and LAB_FORCE_KPROBE=1 (every fentry off: the kprobe twins)
+	local off=() h
+	local dh=${LAB_DISABLE_HOOKS:-}
+	for h in ${dh//,/ }; do off+=(--disable-hook "$h"); done
+	[[ ${LAB_FORCE_KPROBE:-0} == 1 ]] && off+=(--disable-hook fentry)
+	((${#off[@]})) && log "lunwatch: ${off[*]}"
 	if [[ ${LW_PROBES_JSON:-0} == 1 || ${LAB_PROBES_JSON:-0} == 1 ]]; then
-		timeout -k 5 120 "$LAB_LUNWATCH" probes --json > "$LAB_OUT/probes.json" 2> "$LAB_OUT/probes.stderr"
+		timeout -k 5 120 "$LAB_LUNWATCH" probes --json "${off[@]}" > "$LAB_OUT/probes.json" 2> "$LAB_OUT/probes.stderr"
 		local prc=$?
 		log "lunwatch probes --json: rc=$prc, $(jq -r '[.hooks[] | .status] | group_by(.) | map("\(.[0]):\(length)") | join(" ")' "$LAB_OUT/probes.json" 2>/dev/null)"
 		jq -r '.hooks[] | select(.status != "HOOK_ATTACHED") | "      hook \(.name): \(.status) \(.reason // "")"' "$LAB_OUT/probes.json" 2>/dev/null
 	fi
 	local ready=$LAB_OUT/lunwatch.ready
 	rm -f "$ready"
-	local extra=()
+	local extra=("${off[@]}")
 	if "$LAB_LUNWATCH" run --help 2>&1 | grep -q -- --ready-file; then
 		extra=(--ready-file "$ready" --stats-file "$LAB_OUT/lunwatch-stats.json")
 	fi
@@ -127,15 +133,20 @@ lw_start() {
 			--dump-before 120)
 		# containment (scenario containment): LAB_CONTAIN=offline,pause
 		[[ -n ${LAB_CONTAIN:-} ]] && extra+=(--contain "$LAB_CONTAIN" --libvirt-uri qemu:///system)
-		: > "$LW_ALERTS"
+		[[ ${LW_APPEND:-0} == 1 ]] || : > "$LW_ALERTS"
 	fi
 	log "lunwatch run: guard mode $LAB_GUARD"
-	"$LAB_LUNWATCH" run --events "${extra[@]}" > "$LW_EVENTS" 2> "$LAB_OUT/lunwatch.stderr" &
+	# LW_APPEND=1 (lw_restart): a second run appends to the same event and alert logs
+	if [[ ${LW_APPEND:-0} == 1 ]]; then
+		"$LAB_LUNWATCH" run --events "${extra[@]}" >> "$LW_EVENTS" 2>> "$LAB_OUT/lunwatch.stderr" &
+	else
+		"$LAB_LUNWATCH" run --events "${extra[@]}" > "$LW_EVENTS" 2> "$LAB_OUT/lunwatch.stderr" &
+	fi
 	LW_PID=$!
 	local t0=$SECONDS
 	if ((${#extra[@]})); then
 		wait_for "lunwatch ready file" 90 test -e "$ready" || true
-		[[ -n $LW_METRICS ]] && lw_prometheus_start
+		[[ -n $LW_METRICS && ${LAB_PROMETHEUS:-0} == 1 ]] && lw_prometheus_start
 	else
 		sleep 10
 	fi
@@ -154,6 +165,34 @@ lw_start() {
 		log "lunwatch hook $h FAILED in run: ${rest:0:200}"
 		lw_record FAIL "hook $h attached in lunwatch run (${rest:0:300})"
 	done < <(grep -E 'hook [a-z_]+: HOOK_FAILED' "$LAB_OUT/lunwatch.stderr" | sed 's/^.*hook \([a-z_]*\): /\1 /')
+}
+
+# lw_late_hooks_attached (scenario late-modules, after load_modules): every SCSI, iSCSI
+# and dm hook that lunwatch reported "not present" before the modules loaded must be
+# attached now, as its metrics say (lunwatch_probe_state{hook=...,state="attached"} 1).
+lw_metric_attached() {
+	busybox wget -qO- "http://$LW_METRICS/metrics" 2>/dev/null \
+		| grep -qE "^lunwatch_probe_state\{[^}]*hook=\"$1\"[^}]*state=\"attached\"[^}]*\} 1"
+}
+lw_late_hooks_attached() {
+	lw_enabled || return 0
+	local before=$LAB_OUT/probes-before-modules.json h hooks n=0 t0=$SECONDS
+	hooks=$(jq -r '.hooks[] | select(.status == "HOOK_NOT_PRESENT" and (.subsystem == "scsi" or .subsystem == "iscsi" or .subsystem == "dm")) | .name' "$before" 2>/dev/null)
+	if [[ -z $hooks ]]; then
+		lw_record FAIL "before the storage modules loaded, lunwatch probes reported SCSI/iSCSI/dm hooks not present (none in $(basename "$before"))"
+		return 0
+	fi
+	lw_record PASS "before the storage modules loaded: $(wc -w <<< "$hooks") SCSI/iSCSI/dm hooks not present ($(echo $hooks))"
+	[[ -n $LW_METRICS ]] || { lw_record FAIL "late hooks: lunwatch serves no metrics here (LAB_PROMETHEUS=0)"; return 0; }
+	for h in $hooks; do
+		if wait_for "hook $h attached after its module loaded (metrics)" 90 lw_metric_attached "$h"; then
+			n=$((n + 1))
+		else
+			lw_record FAIL "hook $h attached after its module loaded: lunwatch_probe_state says otherwise; lunwatch: $(grep -E "hook $h|late modules" "$LAB_OUT/lunwatch.stderr" | tail -2 | tr '\n' ' ' | cut -c1-300)"
+		fi
+	done
+	(( n == $(wc -w <<< "$hooks") )) && lw_record PASS "all $n late hooks attached within $((SECONDS - t0)) s of the modules loading (lunwatch_probe_state); lunwatch logged $(grep -c 'attached late' "$LAB_OUT/lunwatch.stderr") 'attached late' lines"
+	echo "NOTE: late hooks attached $((SECONDS - t0)) s after load_modules" >> "$LW_ASSERT"
 }
 
 lw_stop() {
@@ -175,6 +214,18 @@ lw_stop() {
 	log "lunwatch stopped (rc=$?): $(wc -l < "$LW_EVENTS") event lines; $(tail -1 "$LAB_OUT/lunwatch.stderr")"
 	LW_PID=
 }
+
+# lw_kill: SIGKILL the agent (a crash; systemd's Restart=always brings it back with
+# lw_restart). Nothing of it runs afterwards but what it pinned in the kernel.
+lw_kill() {
+	[[ -n $LW_PID ]] || return 0
+	kill -KILL "$LW_PID" 2>/dev/null
+	wait "$LW_PID" 2>/dev/null
+	log "lunwatch SIGKILLed (pid $LW_PID)"
+	LW_PID=
+}
+# lw_restart: start the agent again, appending to the same logs; returns once it is ready
+lw_restart() { LW_APPEND=1 lw_start; }
 
 lw_record() {
 	local when=
@@ -393,8 +444,9 @@ dump_of() {
 }
 
 # dump_checks RULE: a capture was written for RULE; `dump verify` passes;
-# its timeline has A's I/O, the LUN-not-supported error, the scan and the
-# trigger in that order; `replay` of the dump raises the trigger again.
+# its timeline has A's I/O, the LUN-not-supported error, the remap seen (the
+# host's scan or an earlier re-verification), the trigger and A's read after
+# the remap; `replay` of the dump raises the trigger again.
 dump_checks() {
 	local rule="$*" f
 	wait_for "a capture dump for $rule" 20 test -n "$(dump_of "$@")" || true
@@ -413,16 +465,26 @@ dump_checks() {
 	io=$(grep -n 'I/O .*instance-0000000a' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
 	err=$(grep -n 'LOGICAL UNIT NOT SUPPORTED' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
 	trig=$(grep -n '^>>>' "$LAB_OUT/dump-show.txt" | head -1 | cut -d: -f1)
-	# the remap's scan: the first after the LUN-not-supported error (logins scan too).
-	# The trigger may come before it: lunwatch re-verifies a closed device's paths
-	# while it waits and can see the new LUN before the host scans for it.
+	# The remap is visible to lunwatch at the first of: the host's scan after the error
+	# (logins scan too, so only one after it counts), or a verification that already
+	# sees the new volume's serial. The second can come first: lunwatch re-verifies a
+	# failed device's paths during error recovery and can see the new LUN before the
+	# host scans for it, and on a busy machine the scan may come after the path
+	# checker reinstated the paths. Which comes first is scheduling, not correctness,
+	# so the check orders only what is causal: A's I/O, the error, the remap seen,
+	# the trigger (no alert before the new identity is seen), and a read by A after
+	# the remap was seen (the leak).
 	scan=$(grep -n 'HOST_SCAN' "$LAB_OUT/dump-show.txt" | cut -d: -f1 | awk -v e="${err:-999999}" '$1 > e' | head -1)
-	local leak
-	leak=$(grep -n 'I/O .*instance-0000000a' "$LAB_OUT/dump-show.txt" | cut -d: -f1 | awk -v s="${scan:-999999}" '$1 > s' | head -1)
-	if [[ -n $io && -n $err && -n $scan && -n $trig && -n $leak ]] && ((io < err && err < trig && err < scan && scan < leak)); then
-		lw_record PASS "dump timeline in order: A's I/O (line $io), LUN not supported ($err), the scan ($scan), the trigger ($trig, $( ((trig < scan)) && echo 'before the scan: seen by re-verification' || echo 'after the scan')), A's first read after the remap ($leak)"
+	local seen="" remap leak
+	if [[ -n ${SERIAL_B:-} ]]; then
+		seen=$(grep -n "verify .* serial $SERIAL_B" "$LAB_OUT/dump-show.txt" | cut -d: -f1 | awk -v e="${err:-999999}" '$1 > e' | head -1)
+	fi
+	remap=$(printf '%s\n' $scan $seen | sort -n | head -1)
+	leak=$(grep -n 'I/O .*instance-0000000a' "$LAB_OUT/dump-show.txt" | cut -d: -f1 | awk -v s="${remap:-999999}" '$1 > s' | head -1)
+	if [[ -n $io && -n $err && -n $remap && -n $trig && -n $leak ]] && ((io < err && err < remap && remap <= trig && remap < leak)); then
+		lw_record PASS "dump timeline in order: A's I/O (line $io), LUN not supported ($err), the remap seen ($remap: $([[ $remap == "$scan" ]] && echo "the host's scan" || echo "re-verification before the host's scan${scan:+ at $scan}")), the trigger ($trig), A's first read after the remap ($leak)"
 	else
-		lw_record FAIL "dump timeline order: A's I/O=${io:-missing} LUN-not-supported=${err:-missing} scan=${scan:-missing} trigger=${trig:-missing} A's read after the scan=${leak:-missing} (see dump-show.txt)"
+		lw_record FAIL "dump timeline order: A's I/O=${io:-missing} LUN-not-supported=${err:-missing} scan=${scan:-missing} new-serial-verified=${seen:-missing} trigger=${trig:-missing} A's read after the remap=${leak:-missing} (see dump-show.txt)"
 	fi
 	if "$LAB_LUNWATCH" replay "$f" > "$LAB_OUT/dump-replay.jsonl" 2> "$LAB_OUT/dump-replay.stderr"; then
 		lw_record PASS "lunwatch replay of the dump raises its trigger again ($(tail -1 "$LAB_OUT/dump-replay.stderr" | cut -c1-160))"

@@ -247,7 +247,7 @@ mpath_create() {
 		paths+=" $(majmin "$sd") 1"
 		nr=$((nr + 1))
 	done
-	table="0 $sectors multipath 0 0 1 1 service-time 0 $nr 1$paths"
+	table="0 $sectors multipath ${MPATH_FEATURES:-0} 0 1 1 service-time 0 $nr 1$paths"
 	dmsetup create "$name" --uuid "mpath-$name" --table "$table" || fatal "dmsetup create $name"
 	dm_of "$name"
 }

@@ -26,9 +26,21 @@ P1=127.0.0.1 P2=127.0.0.2
 SERIAL_A=a1a1a1a1-0000-4000-8000-00000000000a
 SERIAL_B=b2b2b2b2-0000-4000-8000-00000000000b
 
-step "load modules, start lunwatch"
-load_modules
-LW_PROBES_JSON=1 lw_start
+if [[ ${LAB_LATE_MODULES:-0} == 1 ]]; then
+	# Scenario late-modules: lunwatch first, as on a hypervisor whose first volume
+	# attach loads iscsi_tcp and dm_multipath after the agent started.
+	step "start lunwatch before any storage module, then load them"
+	lsmod | grep -qE '^(scsi_mod|iscsi_tcp|dm_multipath|scsi_transport_iscsi) ' \
+		&& fatal "storage modules already loaded before lunwatch: $(lsmod | grep -E 'scsi|iscsi|dm_' | cut -d' ' -f1 | tr '\n' ' ')"
+	LW_PROBES_JSON=1 lw_start
+	[[ -s $LAB_OUT/probes.json ]] && mv "$LAB_OUT/probes.json" "$LAB_OUT/probes-before-modules.json"
+	load_modules
+	lw_late_hooks_attached
+else
+	step "load modules, start lunwatch"
+	load_modules
+	LW_PROBES_JSON=1 lw_start
+fi
 
 step "target: $IQN with portals $P1 and $P2; volA and volB on tmpfs"
 target_create "$IQN" "$P1" "$P2"
