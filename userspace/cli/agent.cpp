@@ -791,12 +791,20 @@ int Agent::run() {
   // The posture audit reads dpkg status and Python metadata: not on the way to
   // watching. First run shortly after the probes are live, then hourly.
   auto next_audit = start + std::chrono::seconds(20);
+  auto last_drain = Clock::now();
   probes::EventHandler handler = [&](v1::Event&& ev) {
     annotator.annotate(ev);
     if (ev.has_flow()) *ev.mutable_flow()->mutable_instance() = instances_->resolve(ev.flow().pid(), ev.flow().cgroup());
     if (ev.has_guard()) *ev.mutable_guard()->mutable_instance() = instances_->resolve(ev.guard().pid());
     ev.set_unix_ms(unix_ms());
     feed(std::move(ev));
+    // A burst of kernel events (a remap's unit attentions, would-deny reports
+    // of closed devices) is consumed in one poll: identity answers are applied
+    // in between, so the devices re-open and the burst ends.
+    if (Clock::now() - last_drain > std::chrono::milliseconds(20)) {
+      drain_verifier();
+      last_drain = Clock::now();
+    }
   };
   while (!g_stop) {
     auto now = Clock::now();
