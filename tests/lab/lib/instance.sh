@@ -1,8 +1,8 @@
 # lunwatch lab, guest side: instance processes that look like Nova's qemu.
-# Each runs $LAB_CACHE/bin/qemu-system-x86_64 (tests/lab/helper/labqemu.c) in a
+# Each runs $LAB_CACHE/bin/<hash of its source>/qemu-system-x86_64 (tests/lab/helper/labqemu.c) in a
 # libvirt-like cgroup2 scope and logs what it reads to $LAB_OUT/instance-KEY.log.
 
-LAB_QEMU=$LAB_CACHE/bin/qemu-system-x86_64
+LAB_QEMU=$LAB_CACHE/bin/$(sha256sum < "$LAB_REPO/tests/lab/helper/labqemu.c" | cut -c1-16)/qemu-system-x86_64
 declare -A INST_PID=() INST_NAME=() INST_UUID=() INST_CG=() INST_DEVS=()
 INST_SEQ=0
 

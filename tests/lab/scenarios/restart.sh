@@ -48,6 +48,9 @@ fi
 step "lunwatch SIGKILLed; the remap happens while no agent runs"
 lw_kill
 T_KILL=$(mono_ns)
+# what stays in the kernel while no agent runs: pins, links, the guard's view
+bpf_state() { { echo "== $1"; ls /sys/fs/bpf/lunwatch; bpftool link show 2>&1 | grep -E '^[0-9]+:|prog_id' | paste - - | cut -c1-160; "$LAB_LUNWATCH" guard status 2>&1; } >> "$LAB_OUT/downtime-bpf.txt"; }
+bpf_state "after the kill"
 instance_mark A
 lun_unmap "$IQN" 1
 wait_for "A's reads fail" 60 instance_saw A 'op=read err=' && gt_pass "A's reads fail once LUN 1 is unmapped" \
@@ -60,6 +63,7 @@ scan_lun "$H1" 1
 scan_lun "$H2" 1
 wait_for "path checker reinstates both paths" 40 mpath_active_is "$WWID_A" 2 \
 	&& gt_pass "the checker reinstated both paths of $DM (now volB) while no agent ran" || gt_fail "paths not reinstated"
+bpf_state "after the remap and reinstatement"
 BDM=$(holder_of "$SD1")
 INST_SERIALS=$SERIAL_B instance_start B 11 "${BDM:-$DM}"
 instance_wait_marker B VOLUME-B-MARKER 30 && gt_pass "B reads volB (VOLUME-B-MARKER) while no agent runs" \
