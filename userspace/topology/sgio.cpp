@@ -76,8 +76,11 @@ Result<v1::Identity> inquire_identity(const std::string& node, std::chrono::mill
   Fd f;
   f.fd = ::open(node.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (f.fd < 0) {
-    int e = errno;  // no such device: it is gone, not failing (the queue does not retry it)
-    return make_error(e == ENXIO || e == ENODEV || e == ENOENT ? Errc::kNotFound : Errc::kIo,
+    // No such node or device: gone, not failing (the queue does not retry it).
+    // ENXIO is not gone: a path whose session is down or failed answers it,
+    // and must be asked again once it is back.
+    int e = errno;
+    return make_error(e == ENODEV || e == ENOENT ? Errc::kNotFound : Errc::kIo,
                       "cannot open " + node + ": " + std::strerror(e));
   }
   auto p83 = inquiry_vpd(f.fd, 0x83, timeout);

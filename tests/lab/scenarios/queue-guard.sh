@@ -2,7 +2,7 @@
 # Scenario "queue-guard" (issue 12, point 9): I/O already inside the block layer.
 #   volA at LUN 1 over both portals, the dm-multipath map with queue_if_no_path (real
 #   multipathd's setting for LIO and many arrays); instance A only writes (4 KiB at
-#   1 MiB, "written-by instance-0000000a ..."), guard in enforce.
+#   1 MiB, "written-by guest=instance-0000000a,..."), guard in enforce.
 #   LUN 1 unmapped: A's write in flight fails on both paths and dm queues it (no path
 #   left). volB mapped at LUN 1 for B, LUN 1 scanned, the checker reinstates the paths:
 #   a write still queued in dm then goes to volB, past the guard (it was allowed at the
@@ -39,7 +39,7 @@ cinder_attach A 10 "$SERIAL_A" "$IQN" 1 "$P1" "$P2"
 INST_SERIALS=$SERIAL_A instance_start A 10 "$DM" -- -lab-read 0 -lab-interval-ms 100 -lab-engines psync
 A_NAME=${INST_NAME[A]}
 wait_for "A's writes succeed" 30 grep -q 'op=write ok' "$LAB_OUT/instance-A.log" || true
-a_landed_on_A() { grep -aq "written-by $A_NAME" "${VOL_FILE[volA]}"; }
+a_landed_on_A() { grep -aq "written-by guest=$A_NAME" "${VOL_FILE[volA]}"; }
 wait_for "A's write in volA's backing file" 20 a_landed_on_A && gt_pass "A's writes land in its own volume (volA's backing file)" \
 	|| gt_fail "A's writes never reached volA's backing file"
 cp "${VOL_FILE[volB]}" "$VOL_DIR/volB.before"
@@ -80,11 +80,11 @@ wait_for "A stopped" 20 bash -c "! kill -0 ${INST_PID[A]} 2>/dev/null" || true
 
 step "THE BYTES: volB's backing file against its copy from before the remap"
 diff_bytes=$(cmp -l "$VOL_DIR/volB.before" "${VOL_FILE[volB]}" 2>/dev/null | wc -l)
-landed=$(grep -ac "written-by $A_NAME" "${VOL_FILE[volB]}")
+landed=$(grep -ac "written-by guest=$A_NAME" "${VOL_FILE[volB]}")
 if ((diff_bytes == 0 && landed == 0)); then
-	gt_pass "0 bytes of A's writes landed in volB (cmp: $diff_bytes bytes differ; 'written-by $A_NAME' found $landed times)"
+	gt_pass "0 bytes of A's writes landed in volB (cmp: $diff_bytes bytes differ; 'written-by guest=$A_NAME' found $landed times)"
 else
-	gt_fail "A's writes landed in volB: $diff_bytes bytes differ, 'written-by $A_NAME' found $landed times"
+	gt_fail "A's writes landed in volB: $diff_bytes bytes differ, 'written-by guest=$A_NAME' found $landed times"
 fi
 grep -E '^total ' "$LAB_OUT/instance-A.log" | tail -1 | while read -r l; do log "A: $l"; done
 collect_state queued
