@@ -25,10 +25,10 @@
 #include "agent/verify_health.h"
 #include "audit/audit.h"
 #include "audit/isolated.h"
-#include "common/pidfile.h"
-#include "common/safe_file.h"
 #include "common/devt.h"
 #include "common/log.h"
+#include "common/pidfile.h"
+#include "common/safe_file.h"
 #include "detect/annotate.h"
 #include "guard/dmqueue.h"
 #include "guard/maps.h"
@@ -194,13 +194,14 @@ struct Agent::Impl {
   std::unique_ptr<GuardSync> guard_sync_;
   std::unique_ptr<guard::QueueHold> dmhold_;
   audit::IsolatedAudit audit_job_;
-  bool starting_ = true;  // until every device's first check after start has answered
+  bool starting_ = true;         // until every device's first check after start has answered
   std::optional<int> pid_lock_;  // single instance: held until we exit
   std::unique_ptr<contain::Runner> contain_;
   uint32_t guard_mode_ = LW_GUARD_OFF;
   std::FILE* events_file_ = nullptr;
   std::map<std::pair<uint32_t, uint32_t>, std::pair<uint64_t, uint64_t>> carried_;  // bytes of re-armed flows
-  std::map<std::pair<std::string, std::string>, std::pair<uint64_t, uint64_t>> retired_;  // (who, volume): swept flows' bytes
+  std::map<std::pair<std::string, std::string>, std::pair<uint64_t, uint64_t>>
+      retired_;  // (who, volume): swept flows' bytes
   Timers timers_;
   uint64_t alerts_total_ = 0;
   uint64_t vanished_total_ = 0;
@@ -440,9 +441,9 @@ void Agent::Impl::update_metrics() {
   for (auto& [k, v] : agg) out.push_back(v);
   metrics_.set_flows(out, flows.size() - dead.size());
   metrics_.set_topology(last_topology_);
-  metrics_.set_verify_queue(verify_health(
-      correlator(), *verifier_,
-      o_.verify_max_age_s > 0 ? o_.verify_max_age_s : 3 * o_.verify_interval_s + o_.verify_timeout_s));
+  metrics_.set_verify_queue(
+      verify_health(correlator(), *verifier_,
+                    o_.verify_max_age_s > 0 ? o_.verify_max_age_s : 3 * o_.verify_interval_s + o_.verify_timeout_s));
   std::vector<v1::SourceSnapshot> snaps;
   for (const auto& s : sources_) snaps.push_back(s->snapshot());
   metrics_.set_sources(snaps, unix_ms());
@@ -490,10 +491,12 @@ void Agent::Impl::drain_verifier() {
 
 Result<void> Agent::Impl::init() {
   const auto& r = o_.run;
-  if (!o_.pid_file.empty()) {  // single instance: the lock is held until we exit
+  if (!o_.pid_file.empty()) {                // single instance: the lock is held until we exit
     auto lock = lock_pid_file(o_.pid_file);  // not root: the BPF load below says so, with its exit code
-    if (lock) pid_lock_ = lock.value();
-    else if (lock.error().code == Errc::kInvalidArgument || ::geteuid() == 0) return make_error(Errc::kIo, lock.error().message);
+    if (lock)
+      pid_lock_ = lock.value();
+    else if (lock.error().code == Errc::kInvalidArgument || ::geteuid() == 0)
+      return make_error(Errc::kIo, lock.error().message);
   }
   // Settings first: a bad one is a usage error before anything is loaded.
   {
@@ -571,8 +574,8 @@ Result<void> Agent::Impl::init() {
     if (!events_file_) return make_error(Errc::kIo, "cannot open events file " + r.events_file);
     events_out_ = std::make_unique<sinks::JsonLines>(events_file_);
   }
-  auto aw = sinks::AlertWriter::open(o_.alerts_file, o_.alert_format == "falco" ? sinks::AlertFormat::kFalco
-                                                                                 : sinks::AlertFormat::kJson);
+  auto aw = sinks::AlertWriter::open(
+      o_.alerts_file, o_.alert_format == "falco" ? sinks::AlertFormat::kFalco : sinks::AlertFormat::kJson);
   if (!aw) return make_error(Errc::kIo, aw.error().message);
   alerts_out_ = std::move(aw.value());
   if (!o_.record_file.empty()) {
