@@ -70,11 +70,11 @@ std::optional<double> parse_number(std::string_view s) {
   return v;
 }
 
-Result<bool> check_number(const std::string& what, double v, double lo, double hi, bool lo_open) {
+Result<void> check_number(const std::string& what, double v, double lo, double hi, bool lo_open) {
   if (!std::isfinite(v) || v > hi || v < lo || (lo_open && v == lo))
     return make_error(Errc::kInvalidArgument, what + " must be " + (lo_open ? "more than " : "at least ") + fmt(lo) +
                                                   " and at most " + fmt(hi) + " seconds (a plain number)");
-  return true;
+  return {};
 }
 
 bool valid_listen(const std::string& listen) {
@@ -91,7 +91,7 @@ bool valid_listen(const std::string& listen) {
                      [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-'; });
 }
 
-Result<bool> validate_options(const AgentOptions& o) {
+Result<void> validate_options(const AgentOptions& o) {
   struct Range {
     const char* name;
     double v, lo, hi;
@@ -127,7 +127,7 @@ Result<bool> validate_options(const AgentOptions& o) {
                           o.metrics_listen + "'");
   if (o.cinder && o.cinder->http.total_timeout.count() <= 0)
     return make_error(Errc::kInvalidArgument, "[cinder] timeout must be more than 0 seconds");
-  return true;
+  return {};
 }
 
 Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& path, bool explicit_path,

@@ -25,7 +25,7 @@ Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& 
 
 // The whole option set after config and flags: intervals finite and in range,
 // alert_format / dump_severity / guard known, metrics_listen host:port or "".
-Result<bool> validate_options(const AgentOptions& o);
+Result<void> validate_options(const AgentOptions& o);
 
 // A plain finite decimal number ("10", "0.5", "1e3"); nullopt for "10s", "nan",
 // "inf", "" or trailing text.

@@ -17,14 +17,14 @@ Error io(const std::string& what, const std::string& path, int e) {
 }
 
 // The file behind fd is one we may write: a regular file we own, one link.
-Result<bool> check_fd(int fd, const std::string& path) {
+Result<void> check_fd(int fd, const std::string& path) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return io("cannot stat", path, errno);
   if (!S_ISREG(st.st_mode)) return make_error(Errc::kIo, path + ": not a regular file (refusing to write to it)");
   if (st.st_uid != ::geteuid())
     return make_error(Errc::kIo, path + ": owned by uid " + std::to_string(st.st_uid) + ", not by us (refusing)");
   if (st.st_nlink > 1) return make_error(Errc::kIo, path + ": has " + std::to_string(st.st_nlink) + " hard links (refusing)");
-  return true;
+  return {};
 }
 
 Result<int> open_checked(const std::string& path, int flags, mode_t mode) {
@@ -73,7 +73,7 @@ Result<int> open_truncate_safe(const std::string& path, mode_t mode) {
   return fd;
 }
 
-Result<bool> write_atomic(const std::string& path, std::string_view data, mode_t mode) {
+Result<void> write_atomic(const std::string& path, std::string_view data, mode_t mode) {
   std::string tmp = path + ".tmp.XXXXXX";
   int fd = ::mkostemp(tmp.data(), O_CLOEXEC);  // O_CREAT|O_EXCL: never an existing file or symlink
   if (fd < 0) return io("cannot create a temporary file beside", path, errno);
@@ -101,11 +101,11 @@ Result<bool> write_atomic(const std::string& path, std::string_view data, mode_t
     ::unlink(tmp.c_str());
     return io("cannot rename to", path, e);
   }
-  return true;
+  return {};
 }
 
-Result<bool> ensure_private_dir(const std::string& path, mode_t mode) {
-  if (path.empty()) return true;
+Result<void> ensure_private_dir(const std::string& path, mode_t mode) {
+  if (path.empty()) return {};
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     if (errno != ENOENT) return io("cannot stat", path, errno);
@@ -123,7 +123,7 @@ Result<bool> ensure_private_dir(const std::string& path, mode_t mode) {
     return make_error(Errc::kIo, path + ": writable by group or others (mode " +
                                      std::to_string((st.st_mode >> 6) & 7) + std::to_string((st.st_mode >> 3) & 7) +
                                      std::to_string(st.st_mode & 7) + "); chmod 0700 it");
-  return true;
+  return {};
 }
 
 }  // namespace lunwatch

@@ -21,10 +21,10 @@ Result<std::FILE*> fopen_append_safe(const std::string& path);
 // Creates or truncates path for writing with the same checks.
 Result<int> open_truncate_safe(const std::string& path, mode_t mode = 0600);
 // Replaces path with data atomically; mode of the new file.
-Result<bool> write_atomic(const std::string& path, std::string_view data, mode_t mode = 0600);
+Result<void> write_atomic(const std::string& path, std::string_view data, mode_t mode = 0600);
 // A directory for lunwatch's own files: created (parents too) with mode when
 // missing; refused when it is a symlink, not a directory, not owned by us, or
 // writable by group or others.
-Result<bool> ensure_private_dir(const std::string& path, mode_t mode = 0700);
+Result<void> ensure_private_dir(const std::string& path, mode_t mode = 0700);
 
 }  // namespace lunwatch

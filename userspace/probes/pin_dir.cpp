@@ -25,7 +25,7 @@ bool on_bpffs(const std::string& path) {
 
 }  // namespace
 
-Result<bool> prepare_pin_dir(const std::string& pin_dir, const std::string& standard_bpffs) {
+Result<void> prepare_pin_dir(const std::string& pin_dir, const std::string& standard_bpffs) {
   if (pin_dir.empty() || pin_dir.front() != '/')
     return make_error(Errc::kInvalidArgument, "pin dir '" + pin_dir + "' must be an absolute path on bpffs");
   std::string parent = std::filesystem::path(pin_dir).parent_path().string();
@@ -39,7 +39,7 @@ Result<bool> prepare_pin_dir(const std::string& pin_dir, const std::string& stan
   auto d = ensure_private_dir(pin_dir, 0700);
   if (!d) return make_error(Errc::kInvalidArgument, "pin dir unsafe, refusing to start: " + d.error().message);
   if (!on_bpffs(pin_dir)) return make_error(Errc::kInvalidArgument, "pin dir " + pin_dir + " is not on bpffs");
-  return true;
+  return {};
 }
 
 }  // namespace lunwatch::probes

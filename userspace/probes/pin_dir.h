@@ -14,6 +14,6 @@ inline constexpr char kStandardBpffs[] = "/sys/fs/bpf";
 
 // Creates the directory (0700) when missing. Errc::kInvalidArgument with one
 // clear sentence when it may not be used.
-Result<bool> prepare_pin_dir(const std::string& pin_dir, const std::string& standard_bpffs = kStandardBpffs);
+Result<void> prepare_pin_dir(const std::string& pin_dir, const std::string& standard_bpffs = kStandardBpffs);
 
 }  // namespace lunwatch::probes

@@ -92,14 +92,14 @@ AlertWriter::~AlertWriter() {
   if (!path_.empty() && out_) std::fclose(out_);
 }
 
-Result<bool> AlertWriter::reopen() {
-  if (path_.empty()) return true;
+Result<void> AlertWriter::reopen() {
+  if (path_.empty()) return {};
   auto f = fopen_append_safe(path_);
   if (!f) return make_error(f.error().code, "cannot reopen alerts file: " + f.error().message);
   std::fclose(out_);
   out_ = f.value();
   retry();
-  return true;
+  return {};
 }
 
 // One whole line or nothing: a short write (ENOSPC, EFBIG, EIO) is cut back

@@ -41,7 +41,7 @@ class AlertWriter {
   // Writes what is spooled; true when nothing is left.
   bool retry();
   // SIGHUP: the file at path again (no-op for stdout).
-  Result<bool> reopen();
+  Result<void> reopen();
 
   uint64_t write_failures() const { return failures_; }
   uint64_t dropped() const { return dropped_; }
