@@ -145,7 +145,8 @@ static __always_inline __u32 lw_host_no_of_gendev(__u64 dev)
 		return ~0U;
 	__u64 shost = dev - bpf_core_field_offset(struct Scsi_Host___lw, shost_gendev);
 	__u32 host_no = ~0U;
-	bpf_probe_read_kernel(&host_no, sizeof(host_no),
-			      (void *)(shost + bpf_core_field_offset(struct Scsi_Host___lw, host_no)));
+	bpf_probe_read_kernel(
+		&host_no, sizeof(host_no),
+		(void *)(shost + bpf_core_field_offset(struct Scsi_Host___lw, host_no)));
 	return host_no;
 }

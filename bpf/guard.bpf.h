@@ -16,7 +16,7 @@
 #include "core_fixes.bpf.h"
 #include <bpf/bpf_tracing.h>
 
-#define LW_S_IFMT 00170000
+#define LW_S_IFMT  00170000
 #define LW_S_IFBLK 0060000
 
 static __always_inline void lw_gcount(__u32 idx)
@@ -41,10 +41,10 @@ static __always_inline bool lw_is_owner(struct lw_guard_dev *g, __u32 tgid, __u6
 	return false;
 }
 
-static __always_inline void lw_guard_report(__u32 tgid, __u32 dev, struct lw_guard_dev *g, __u32 mode,
-					    __u32 mask, bool denied, __u64 ratelimit_ns)
+static __always_inline void lw_guard_report(__u32 tgid, __u32 dev, struct lw_guard_dev *g,
+					    __u32 mode, __u32 mask, bool denied, __u64 ratelimit_ns)
 {
-	struct lw_flow_key k = { .tgid = tgid, .dev = dev };
+	struct lw_flow_key k = {.tgid = tgid, .dev = dev};
 	__u64 now = bpf_ktime_get_ns();
 	__u64 *last = bpf_map_lookup_elem(&guard_reported, &k);
 	if (last && now - *last < ratelimit_ns)
@@ -128,9 +128,9 @@ int BPF_PROG(lw_guard_open, struct file *file, int ret)
 /* ---- fail closed: called from the lifecycle and error handlers */
 
 struct lw_close_ctx {
-	__u64 lun;     /* ~0: any */
-	__u32 host;    /* ~0: any */
-	__u32 dev;     /* a path or the device itself; 0: match by host/lun */
+	__u64 lun;  /* ~0: any */
+	__u32 host; /* ~0: any */
+	__u32 dev;  /* a path or the device itself; 0: match by host/lun */
 	__u32 reason;
 	__u32 closed;
 };
@@ -150,7 +150,8 @@ static long lw_close_cb(void *map, __u32 *key, struct lw_guard_dev *g, struct lw
 		if (c->dev) {
 			if (p->dev == c->dev)
 				hit |= 1U << i;
-		} else if ((c->host == ~0U || p->host == c->host) && (c->lun == ~0ULL || p->lun == c->lun)) {
+		} else if ((c->host == ~0U || p->host == c->host) &&
+			   (c->lun == ~0ULL || p->lun == c->lun)) {
 			hit |= 1U << i;
 		}
 	}
@@ -174,7 +175,7 @@ static __always_inline void lw_guard_close(__u32 host, __u64 lun, __u32 dev, __u
 	struct lw_guard_cfg *cfg = bpf_map_lookup_elem(&guard_cfg, &zero);
 	if (!cfg || cfg->mode == LW_GUARD_OFF)
 		return;
-	struct lw_close_ctx c = { .lun = lun, .host = host, .dev = dev, .reason = reason };
+	struct lw_close_ctx c = {.lun = lun, .host = host, .dev = dev, .reason = reason};
 	bpf_for_each_map_elem(&guard_devs, lw_close_cb, &c, 0);
 	if (c.closed)
 		lw_gcount(LW_GSTAT_CLOSED);

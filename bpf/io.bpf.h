@@ -18,7 +18,8 @@ static __always_inline int lw_op_dir(__u32 op)
 	return op == LW_OP_READ ? 0 : 1;
 }
 
-static __always_inline void lw_flow_add(struct lw_flow_val *v, int dir, __u32 op, __u64 bytes, __u64 now)
+static __always_inline void lw_flow_add(struct lw_flow_val *v, int dir, __u32 op, __u64 bytes,
+					__u64 now)
 {
 	__sync_fetch_and_add(&v->ios[dir], 1);
 	if (op == LW_OP_READ || op == LW_OP_WRITE)
@@ -93,7 +94,7 @@ static __always_inline int lw_handle_edge(__u32 upper, __u32 lower, __u32 kind)
 {
 	if (!upper || !lower || upper == lower)
 		return 0;
-	struct lw_edge_key key = { .upper = upper, .lower = lower };
+	struct lw_edge_key key = {.upper = upper, .lower = lower};
 	if (bpf_map_lookup_elem(&edges, &key))
 		return 0;
 	__u64 now = bpf_ktime_get_ns();

@@ -144,7 +144,8 @@ static __always_inline int lw_lc_conn(__u32 kind, struct iscsi_cls_conn___lw *co
 	if (conn) {
 		__u64 parent = (__u64)BPF_CORE_READ(conn, dev.parent);
 		if (parent)
-			session = parent - bpf_core_field_offset(struct iscsi_cls_session___lw, dev);
+			session =
+				parent - bpf_core_field_offset(struct iscsi_cls_session___lw, dev);
 	}
 	return lw_lc_session(kind, session, code);
 }
@@ -168,51 +169,54 @@ static __always_inline int lw_lc_dm_path(int type, struct dm_target___lw *ti, co
 }
 
 /* One fentry program and one kprobe twin per kernel function. */
-#define LW_DUAL(func, name, call, ...)                                         \
-	SEC("fentry/" #func)                                                   \
-	int BPF_PROG(name, __VA_ARGS__) { return call; }                       \
-	SEC("kprobe/" #func)                                                   \
-	int BPF_KPROBE(name##_kp, __VA_ARGS__) { return call; }
+#define LW_DUAL(func, name, call, ...)                                                             \
+	SEC("fentry/" #func)                                                                       \
+	int BPF_PROG(name, __VA_ARGS__)                                                            \
+	{                                                                                          \
+		return call;                                                                       \
+	}                                                                                          \
+	SEC("kprobe/" #func)                                                                       \
+	int BPF_KPROBE(name##_kp, __VA_ARGS__)                                                     \
+	{                                                                                          \
+		return call;                                                                       \
+	}
 
-LW_DUAL(scsi_sysfs_add_sdev, lw_sdev_add,
-	lw_lc_sdev(LW_LC_SCSI_DEVICE_ADD, sdev, 0), struct scsi_device___lw *sdev)
+LW_DUAL(scsi_sysfs_add_sdev, lw_sdev_add, lw_lc_sdev(LW_LC_SCSI_DEVICE_ADD, sdev, 0),
+	struct scsi_device___lw *sdev)
 
-LW_DUAL(__scsi_remove_device, lw_sdev_remove,
-	lw_lc_sdev(LW_LC_SCSI_DEVICE_REMOVE, sdev, 0), struct scsi_device___lw *sdev)
+LW_DUAL(__scsi_remove_device, lw_sdev_remove, lw_lc_sdev(LW_LC_SCSI_DEVICE_REMOVE, sdev, 0),
+	struct scsi_device___lw *sdev)
 
 LW_DUAL(scsi_rescan_device, lw_sdev_rescan, lw_lc_rescan((__u64)arg), void *arg)
 
-LW_DUAL(scsi_scan_host_selected, lw_host_scan,
-	lw_lc_host_scan(shost, channel, id, lun, mode), struct Scsi_Host___lw *shost,
-	unsigned int channel, unsigned int id, __u64 lun, int mode)
+LW_DUAL(scsi_scan_host_selected, lw_host_scan, lw_lc_host_scan(shost, channel, id, lun, mode),
+	struct Scsi_Host___lw *shost, unsigned int channel, unsigned int id, __u64 lun, int mode)
 
 /* Transports with their own scan (iSCSI, FC) take sysfs scans away from
  * scsi_scan_host_selected: os-brick's "echo '- - 1' > hostH/scan" on an iSCSI
  * host lands in iscsi_user_scan. Same first four arguments. */
 LW_DUAL(iscsi_user_scan, lw_iscsi_scan,
-	lw_lc_host_scan(shost, channel, id, lun, 2 /* SCSI_SCAN_MANUAL */), struct Scsi_Host___lw *shost,
-	unsigned int channel, unsigned int id, __u64 lun)
+	lw_lc_host_scan(shost, channel, id, lun, 2 /* SCSI_SCAN_MANUAL */),
+	struct Scsi_Host___lw *shost, unsigned int channel, unsigned int id, __u64 lun)
 
 LW_DUAL(fc_user_scan, lw_fc_scan,
-	lw_lc_host_scan(shost, channel, id, lun, 2 /* SCSI_SCAN_MANUAL */), struct Scsi_Host___lw *shost,
-	unsigned int channel, unsigned int id, __u64 lun)
+	lw_lc_host_scan(shost, channel, id, lun, 2 /* SCSI_SCAN_MANUAL */),
+	struct Scsi_Host___lw *shost, unsigned int channel, unsigned int id, __u64 lun)
 
-LW_DUAL(sdev_evt_send_simple, lw_sdev_event,
-	lw_lc_sdev(LW_LC_SCSI_DEVICE_EVENT, sdev, evt), struct scsi_device___lw *sdev, int evt)
+LW_DUAL(sdev_evt_send_simple, lw_sdev_event, lw_lc_sdev(LW_LC_SCSI_DEVICE_EVENT, sdev, evt),
+	struct scsi_device___lw *sdev, int evt)
 
-LW_DUAL(iscsi_block_session, lw_iscsi_block,
-	lw_lc_session(LW_LC_ISCSI_SESSION_BLOCK, (__u64)s, 0), struct iscsi_cls_session___lw *s)
+LW_DUAL(iscsi_block_session, lw_iscsi_block, lw_lc_session(LW_LC_ISCSI_SESSION_BLOCK, (__u64)s, 0),
+	struct iscsi_cls_session___lw *s)
 
 LW_DUAL(iscsi_unblock_session, lw_iscsi_unblock,
 	lw_lc_session(LW_LC_ISCSI_SESSION_UNBLOCK, (__u64)s, 0), struct iscsi_cls_session___lw *s)
 
-LW_DUAL(iscsi_conn_error_event, lw_iscsi_err,
-	lw_lc_conn(LW_LC_ISCSI_CONN_ERROR, conn, err), struct iscsi_cls_conn___lw *conn, int err)
+LW_DUAL(iscsi_conn_error_event, lw_iscsi_err, lw_lc_conn(LW_LC_ISCSI_CONN_ERROR, conn, err),
+	struct iscsi_cls_conn___lw *conn, int err)
 
-LW_DUAL(iscsi_conn_login_event, lw_iscsi_login,
-	lw_lc_conn(LW_LC_ISCSI_CONN_LOGIN, conn, state), struct iscsi_cls_conn___lw *conn,
-	int state)
+LW_DUAL(iscsi_conn_login_event, lw_iscsi_login, lw_lc_conn(LW_LC_ISCSI_CONN_LOGIN, conn, state),
+	struct iscsi_cls_conn___lw *conn, int state)
 
-LW_DUAL(dm_path_uevent, lw_dm_path,
-	lw_lc_dm_path(type, ti, path, nr_valid), int type, struct dm_target___lw *ti,
-	const char *path, unsigned int nr_valid)
+LW_DUAL(dm_path_uevent, lw_dm_path, lw_lc_dm_path(type, ti, path, nr_valid), int type,
+	struct dm_target___lw *ti, const char *path, unsigned int nr_valid)

@@ -16,9 +16,9 @@
 #include <linux/types.h>
 #endif
 
-#define LW_COMM_LEN 16
+#define LW_COMM_LEN  16
 #define LW_SENSE_LEN 32
-#define LW_NAME_LEN 32
+#define LW_NAME_LEN  32
 
 /* Kernel dev_t encoding (include/linux/kdev_t.h). */
 #define LW_MINORBITS 20
@@ -66,12 +66,12 @@ enum lw_lifecycle_kind {
 
 /* Why an event or an update was lost; index into the `drops` map. */
 enum lw_drop_cause {
-	LW_DROP_RINGBUF_FULL = 0,   /* bpf_ringbuf_reserve failed */
-	LW_DROP_FLOW_MAP_FULL = 1,  /* flow insert failed (not EEXIST) */
-	LW_DROP_EDGE_MAP_FULL = 2,  /* stack-edge insert failed */
-	LW_DROP_BIND_MAP_FULL = 3,  /* SCSI binding insert failed */
+	LW_DROP_RINGBUF_FULL = 0,    /* bpf_ringbuf_reserve failed */
+	LW_DROP_FLOW_MAP_FULL = 1,   /* flow insert failed (not EEXIST) */
+	LW_DROP_EDGE_MAP_FULL = 2,   /* stack-edge insert failed */
+	LW_DROP_BIND_MAP_FULL = 3,   /* SCSI binding insert failed */
 	LW_DROP_ERROR_RATELIMIT = 4, /* SCSI error suppressed by the per-device rate limit */
-	LW_DROP_READ_FAULT = 5,     /* a kernel read needed for an event failed */
+	LW_DROP_READ_FAULT = 5,	     /* a kernel read needed for an event failed */
 	LW_DROP_MAX = 6,
 };
 
@@ -82,8 +82,8 @@ enum lw_stat {
 	 * common case costs one counter; readers add FLOW_REPEAT to get every bio
 	 * (Probes::stats() does). */
 	LW_STAT_IO_SEEN = 0,
-	LW_STAT_FLOW_REPEAT = 1,  /* bios that only updated an existing flow */
-	LW_STAT_EVENTS_BASE = 2,  /* + lw_event_type: events written to the ring buffer */
+	LW_STAT_FLOW_REPEAT = 1, /* bios that only updated an existing flow */
+	LW_STAT_EVENTS_BASE = 2, /* + lw_event_type: events written to the ring buffer */
 	LW_STAT_MAX = LW_STAT_EVENTS_BASE + LW_EV_MAX,
 };
 
@@ -102,8 +102,8 @@ struct lw_flow_key {
 };
 
 struct lw_flow_val {
-	__u64 bytes[2];   /* [0] read, [1] write (other ops count in ios only) */
-	__u64 ios[2];     /* [0] read-like, [1] write-like (write, discard, zeroes, flush) */
+	__u64 bytes[2]; /* [0] read, [1] write (other ops count in ios only) */
+	__u64 ios[2];	/* [0] read-like, [1] write-like (write, discard, zeroes, flush) */
 	__u64 first_ns;
 	__u64 last_ns;
 	__u64 cgroup_id;
@@ -154,10 +154,10 @@ struct lw_error_event {
 	struct lw_hdr hdr;
 	struct lw_scsi_addr addr;
 	__u32 dev;
-	__u32 result;     /* scsi_cmnd->result: host byte << 16 | status byte */
+	__u32 result; /* scsi_cmnd->result: host byte << 16 | status byte */
 	__u32 tgid;
-	__u8 cdb0;        /* opcode of the failed command */
-	__u8 sense_len;   /* bytes valid in sense[] */
+	__u8 cdb0;	  /* opcode of the failed command */
+	__u8 sense_len;	  /* bytes valid in sense[] */
 	__u16 suppressed; /* errors on this device not reported since the last event */
 	__u8 sense[LW_SENSE_LEN];
 	char disk_name[LW_NAME_LEN];
@@ -166,13 +166,13 @@ struct lw_error_event {
 struct lw_lifecycle_event {
 	struct lw_hdr hdr;
 	struct lw_scsi_addr addr; /* host/channel/id/lun; LW_SCAN_WILD_CARD where wild */
-	__u32 kind;               /* enum lw_lifecycle_kind */
-	__u32 dev;                /* block device when known, else 0 */
-	__u32 session;            /* iSCSI session id (sid) when known, else ~0 */
-	__s32 code;               /* kind-specific: iSCSI error, login state, valid paths, event type */
+	__u32 kind;		  /* enum lw_lifecycle_kind */
+	__u32 dev;		  /* block device when known, else 0 */
+	__u32 session;		  /* iSCSI session id (sid) when known, else ~0 */
+	__s32 code; /* kind-specific: iSCSI error, login state, valid paths, event type */
 	__u32 tgid;
 	__u32 pad;
-	char name[LW_NAME_LEN];   /* kind-specific: dm path "8:16", map name, target */
+	char name[LW_NAME_LEN]; /* kind-specific: dm path "8:16", map name, target */
 };
 
 /* ---------------------------------------------------------------- guard */
@@ -184,8 +184,9 @@ enum lw_guard_mode {
 };
 
 enum lw_guard_state {
-	LW_GUARD_VERIFIED = 1,   /* identity verified: only owners among instance processes */
-	LW_GUARD_UNVERIFIED = 2, /* identity may have changed: no instance process until re-verified */
+	LW_GUARD_VERIFIED = 1, /* identity verified: only owners among instance processes */
+	LW_GUARD_UNVERIFIED =
+		2, /* identity may have changed: no instance process until re-verified */
 	LW_GUARD_QUARANTINE = 3, /* nobody but the allowlist */
 };
 
@@ -200,8 +201,8 @@ enum lw_guard_close {
 	LW_CLOSE_PATH_REINSTATE = 6,
 };
 
-#define LW_GUARD_MAX_OWNERS 4
-#define LW_GUARD_MAX_PATHS 8
+#define LW_GUARD_MAX_OWNERS	   4
+#define LW_GUARD_MAX_PATHS	   8
 #define LW_GUARD_MAX_OWNER_CGROUPS 4
 
 struct lw_guard_path {
@@ -214,7 +215,7 @@ struct lw_guard_path {
 struct lw_guard_dev {
 	__u64 generation;   /* userspace's policy generation when it armed this entry */
 	__u64 closed_ns;    /* when the kernel closed it (0: not closed by the kernel) */
-	__u32 state;        /* enum lw_guard_state */
+	__u32 state;	    /* enum lw_guard_state */
 	__u32 close_reason; /* enum lw_guard_close */
 	__u32 n_owners;
 	__u32 n_paths;
@@ -237,10 +238,11 @@ struct lw_guard_cfg {
 };
 
 enum lw_guard_stat {
-	LW_GSTAT_CHECKS = 0,     /* decisions on a guarded device for instance processes (or anyone, quarantined) */
-	LW_GSTAT_DENIED = 1,     /* refused (enforce) */
+	LW_GSTAT_CHECKS = 0,	 /* decisions on a guarded device for instance processes (or anyone,
+				    quarantined) */
+	LW_GSTAT_DENIED = 1,	 /* refused (enforce) */
 	LW_GSTAT_WOULD_DENY = 2, /* would refuse (monitor) */
-	LW_GSTAT_CLOSED = 3,     /* devices closed by the kernel on reconnect events */
+	LW_GSTAT_CLOSED = 3,	 /* devices closed by the kernel on reconnect events */
 	LW_GSTAT_MAX = 4,
 };
 
@@ -248,10 +250,10 @@ struct lw_guard_event {
 	struct lw_hdr hdr;
 	__u32 tgid;
 	__u32 dev;
-	__u32 state;    /* device state at the decision */
-	__u32 mode;     /* guard mode at the decision */
-	__u32 mask;     /* MAY_READ 4 / MAY_WRITE 2 (file_permission), 0 for open */
-	__u32 denied;   /* 1 refused, 0 monitor only */
+	__u32 state;  /* device state at the decision */
+	__u32 mode;   /* guard mode at the decision */
+	__u32 mask;   /* MAY_READ 4 / MAY_WRITE 2 (file_permission), 0 for open */
+	__u32 denied; /* 1 refused, 0 monitor only */
 	__u32 suppressed;
 	__u32 pad;
 	char comm[LW_COMM_LEN];
@@ -260,6 +262,6 @@ struct lw_guard_event {
 /* Settings written by userspace before load (rodata). */
 struct lw_config {
 	__u64 error_ratelimit_ns; /* minimum gap between two error events per device */
-	__u32 self_tgid;          /* the agent itself: its own I/O is not traced */
+	__u32 self_tgid;	  /* the agent itself: its own I/O is not traced */
 	__u32 pad;
 };

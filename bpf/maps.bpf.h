@@ -7,8 +7,8 @@
 #include "lunwatch.h"
 #include "errno.bpf.h"
 
-#define LW_FLOWS_MAX 65536
-#define LW_EDGES_MAX 8192
+#define LW_FLOWS_MAX	65536
+#define LW_EDGES_MAX	8192
 #define LW_BINDINGS_MAX 16384
 
 /* Rare events to userspace: new flows, edges, bindings, errors, lifecycle. */
@@ -152,18 +152,18 @@ static __always_inline void lw_drop(__u32 cause)
 
 /* Reserve a ring-buffer record with its header filled (stamped `now`, for a
  * caller that already read the clock), or count the drop. */
-#define LW_RESERVE_AT(ptr, ev_type, now)                                      \
-	({                                                                     \
-		(ptr) = bpf_ringbuf_reserve(&events, sizeof(*(ptr)), 0);       \
-		if (!(ptr)) {                                                  \
-			lw_drop(LW_DROP_RINGBUF_FULL);                         \
-		} else {                                                       \
-			(ptr)->hdr.ts_ns = (now);                              \
-			(ptr)->hdr.type = (ev_type);                           \
-			(ptr)->hdr.size = sizeof(*(ptr));                      \
-			lw_count(&stats, LW_STAT_EVENTS_BASE + (ev_type));     \
-		}                                                              \
-		(ptr) != 0;                                                    \
+#define LW_RESERVE_AT(ptr, ev_type, now)                                                           \
+	({                                                                                         \
+		(ptr) = bpf_ringbuf_reserve(&events, sizeof(*(ptr)), 0);                           \
+		if (!(ptr)) {                                                                      \
+			lw_drop(LW_DROP_RINGBUF_FULL);                                             \
+		} else {                                                                           \
+			(ptr)->hdr.ts_ns = (now);                                                  \
+			(ptr)->hdr.type = (ev_type);                                               \
+			(ptr)->hdr.size = sizeof(*(ptr));                                          \
+			lw_count(&stats, LW_STAT_EVENTS_BASE + (ev_type));                         \
+		}                                                                                  \
+		(ptr) != 0;                                                                        \
 	})
 
 /* Same, stamped with the current time. */

@@ -13,7 +13,8 @@
 
 #define LW_SAM_STAT_CHECK_CONDITION 0x02
 
-static __always_inline void lw_sdev_addr(struct scsi_device___lw *sdev, struct lw_scsi_addr *a, const bool btf)
+static __always_inline void lw_sdev_addr(struct scsi_device___lw *sdev, struct lw_scsi_addr *a,
+					 const bool btf)
 {
 	a->host = LW_ARG_READ(btf, sdev->host->host_no, sdev, host, host_no);
 	a->channel = LW_ARG_READ(btf, sdev->channel, sdev, channel);
@@ -121,7 +122,7 @@ static __always_inline int lw_handle_done(struct scsi_cmnd___lw *cmd, const bool
 		rl->last_ns = now;
 		rl->last_key = rkey;
 	} else {
-		struct lw_ratelimit nrl = { .last_ns = now, .last_key = rkey };
+		struct lw_ratelimit nrl = {.last_ns = now, .last_key = rkey};
 		bpf_map_update_elem(&err_limit, &dev, &nrl, BPF_ANY);
 	}
 

@@ -150,8 +150,8 @@ int main(int argc, char** argv) {
   std::printf("%-28s %14.0f %10.3f\n", "baseline (make + inspect)", base_eps, 1.0);
   std::printf("%-28s %14.0f %10.3f\n", "make + correlator", corr_eps, corr_eps / base_eps);
   std::printf("alerts raised: %llu (distinct cross-instance pairs)\n", static_cast<unsigned long long>(alerts));
-  std::printf("peak RSS: %.1f MiB in all (%.1f MiB before the correlator, setup events included)\n",
-              rss_after / 1024.0, rss_before / 1024.0);
+  std::printf("peak RSS: %.1f MiB in all (%.1f MiB before the correlator, setup events included)\n", rss_after / 1024.0,
+              rss_before / 1024.0);
   std::printf("target: >= 1,000,000 events/s (%s) and < 64 MiB peak RSS (%s)\n", corr_eps >= 1e6 ? "met" : "NOT met",
               rss_after < 64 * 1024 ? "met" : "NOT met");
   return 0;

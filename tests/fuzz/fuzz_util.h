@@ -10,9 +10,7 @@
 
 namespace lunwatch::fuzz {
 
-inline std::string_view text(const uint8_t* data, size_t size) {
-  return {reinterpret_cast<const char*>(data), size};
-}
+inline std::string_view text(const uint8_t* data, size_t size) { return {reinterpret_cast<const char*>(data), size}; }
 
 // The input as a file, for readers that take a path (memfd: no disk I/O).
 class MemFile {

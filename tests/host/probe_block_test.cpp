@@ -47,9 +47,11 @@ class IoChild {
       if (::posix_memalign(&buf, kBlock, kBlock) != 0) ::_exit(12);
       std::memset(buf, 0x5a, kBlock);
       for (int i = 0; i < writes; ++i)
-        if (::pwrite(fd, buf, kBlock, static_cast<off_t>((i % 256) * kBlock)) != static_cast<ssize_t>(kBlock)) ::_exit(13);
+        if (::pwrite(fd, buf, kBlock, static_cast<off_t>((i % 256) * kBlock)) != static_cast<ssize_t>(kBlock))
+          ::_exit(13);
       for (int i = 0; i < reads; ++i)
-        if (::pread(fd, buf, kBlock, static_cast<off_t>((i % 256) * kBlock)) != static_cast<ssize_t>(kBlock)) ::_exit(14);
+        if (::pread(fd, buf, kBlock, static_cast<off_t>((i % 256) * kBlock)) != static_cast<ssize_t>(kBlock))
+          ::_exit(14);
       ::close(fd);
       ::_exit(0);
     }
@@ -64,9 +66,7 @@ class IoChild {
     }
   }
   pid_t pid() const { return pid_; }
-  void go() {
-    ASSERT_EQ(::write(go_fd_, "g", 1), 1);
-  }
+  void go() { ASSERT_EQ(::write(go_fd_, "g", 1), 1); }
   int wait() {
     int status = 0;
     ::waitpid(pid_, &status, 0);
@@ -249,8 +249,8 @@ TEST(AgentBinary, RunEventsPrintsFlowJson) {
   std::stringstream ss;
   ss << sin.rdbuf();
   std::string expect = "{\"pid\":" + std::to_string(child.pid()) + ",\"dev\":\"" + to_string(loop.dev()) +
-                       "\",\"read_bytes\":" + std::to_string(5 * kBlock) + ",\"write_bytes\":" +
-                       std::to_string(5 * kBlock);
+                       "\",\"read_bytes\":" + std::to_string(5 * kBlock) +
+                       ",\"write_bytes\":" + std::to_string(5 * kBlock);
   EXPECT_NE(ss.str().find(expect), std::string::npos) << ss.str();
   std::filesystem::remove_all(dir);
 }
@@ -266,7 +266,8 @@ TEST(AgentBinary, ProbesJsonReportsEveryHook) {
   while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
   int rc = ::pclose(p);
   EXPECT_EQ(WEXITSTATUS(rc), 0) << out;
-  for (const auto& hook : probes::hook_specs()) EXPECT_NE(out.find("\"name\":\"" + hook.name + "\""), std::string::npos) << hook.name;
+  for (const auto& hook : probes::hook_specs())
+    EXPECT_NE(out.find("\"name\":\"" + hook.name + "\""), std::string::npos) << hook.name;
   EXPECT_NE(out.find(R"("name":"block_bio_queue","subsystem":"block")"), std::string::npos) << out;
   EXPECT_EQ(out.find("HOOK_FAILED"), std::string::npos) << out;
 }
@@ -305,9 +306,11 @@ TEST(AgentBinary, ExitCodesSayWhatIsMissing) {
 TEST(AgentBinary, BadContainmentAndAllowlistSettingsAreUsageErrors) {
   ASSERT_EQ(::geteuid(), 0u);
   lunwatch::testutil::TempDir d;
-  d.write("bad-timeout.conf", "[containment]\nactions = pause\ntimeout = soon\n"
-                              "[cinder]\nauth_url = http://127.0.0.1:1/v3\npassword = s3cr3t-pw\n");
-  auto [rc_t, out_t] = run_cmd(std::string(LUNWATCH_BIN) + " run --duration 1 --config " + d.path() + "/bad-timeout.conf");
+  d.write("bad-timeout.conf",
+          "[containment]\nactions = pause\ntimeout = soon\n"
+          "[cinder]\nauth_url = http://127.0.0.1:1/v3\npassword = s3cr3t-pw\n");
+  auto [rc_t, out_t] =
+      run_cmd(std::string(LUNWATCH_BIN) + " run --duration 1 --config " + d.path() + "/bad-timeout.conf");
   EXPECT_EQ(rc_t, 2) << out_t;
   EXPECT_NE(out_t.find("[containment] timeout is not a number: soon"), std::string::npos) << out_t;
   EXPECT_EQ(out_t.find("s3cr3t-pw"), std::string::npos) << out_t;
@@ -325,8 +328,9 @@ TEST(AgentBinary, BadContainmentAndAllowlistSettingsAreUsageErrors) {
   // An allowlist entry is a free-form comm prefix: blanks and empties are dropped,
   // the agent runs.
   d.write("allow.conf", "[agent]\nhost_allowlist = , backup-agent ,, \nmetrics_listen =\n");
-  auto [rc_ok, out_ok] = run_cmd(std::string(LUNWATCH_BIN) + " run --duration 1 --dump-severity off --state-file " +
-                                 d.path() + "/b.json --pid-file " + d.path() + "/pid --config " + d.path() + "/allow.conf");
+  auto [rc_ok, out_ok] =
+      run_cmd(std::string(LUNWATCH_BIN) + " run --duration 1 --dump-severity off --state-file " + d.path() +
+              "/b.json --pid-file " + d.path() + "/pid --config " + d.path() + "/allow.conf");
   EXPECT_EQ(rc_ok, 0) << out_ok;
 }
 

@@ -21,7 +21,8 @@ class AnnotateTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(root_); }
   void add_dev(const std::string& num, const std::string& name) {
     fs::create_directories(root_ / "sys/dev/block" / num);
-    std::ofstream(root_ / "sys/dev/block" / num / "uevent") << "MAJOR=x\nMINOR=y\nDEVNAME=" << name << "\nDEVTYPE=disk\n";
+    std::ofstream(root_ / "sys/dev/block" / num / "uevent")
+        << "MAJOR=x\nMINOR=y\nDEVNAME=" << name << "\nDEVTYPE=disk\n";
   }
   uint64_t ino(const fs::path& p) {
     struct stat st {};

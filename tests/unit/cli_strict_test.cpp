@@ -8,8 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -113,7 +113,8 @@ TEST(CliStrict, UnreadableConfigDirIsAClearError) {
   ::chmod((d.path() + "/locked").c_str(), 0);
   ::chmod(d.path().c_str(), 0755);
   std::string prefix = ::geteuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "";
-  FILE* p = ::popen((prefix + LUNWATCH_BIN + " run --duration 1 --config " + d.path() + "/locked/lunwatch.conf 2>&1").c_str(), "r");
+  FILE* p = ::popen(
+      (prefix + LUNWATCH_BIN + " run --duration 1 --config " + d.path() + "/locked/lunwatch.conf 2>&1").c_str(), "r");
   std::string out;
   char buf[4096];
   size_t n;

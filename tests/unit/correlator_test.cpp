@@ -5,12 +5,12 @@
 
 #include <algorithm>
 
-#include "detect/correlator.h"
-#include "guard/policy.h"
-#include "guard/dmqueue.h"
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
+#include "detect/correlator.h"
+#include "guard/dmqueue.h"
+#include "guard/policy.h"
 
 using namespace lunwatch;
 using detect::Correlator;

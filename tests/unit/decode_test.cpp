@@ -4,8 +4,8 @@
 #include <cstring>
 #include <vector>
 
-#include "probes/decode.h"
 #include "probes/consumer.h"
+#include "probes/decode.h"
 #include "sinks/json.h"
 
 extern "C" {

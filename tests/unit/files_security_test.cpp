@@ -94,7 +94,8 @@ TEST(FilesSecurity, AtomicReplaceNeverWritesThroughASymlink) {
   EXPECT_FALSE(fs::is_symlink(d.path() + "/state.json"));
   EXPECT_EQ(slurp(d.path() + "/state.json"), "new\n");
   size_t n = 0;
-  for (const auto& e : fs::directory_iterator(d.path())) n += e.path().filename().string().find(".tmp") != std::string::npos;
+  for (const auto& e : fs::directory_iterator(d.path()))
+    n += e.path().filename().string().find(".tmp") != std::string::npos;
   EXPECT_EQ(n, 0u) << "temporary files left behind";
 }
 

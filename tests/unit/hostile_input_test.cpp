@@ -19,8 +19,8 @@
 #include "inventory/cinder.h"
 #include "inventory/file_source.h"
 #include "sinks/recording.h"
-#include "topology/vpd.h"
 #include "test_util.h"
+#include "topology/vpd.h"
 
 using namespace lunwatch;
 
@@ -93,8 +93,8 @@ TEST(HostileInput, LongInterpolationChainIsBounded) {
 
 TEST(HostileInput, ExponentialInterpolationIsBoundedInTimeAndSize) {
   std::string text = "[DEFAULT]\n";
-  for (int i = 0; i < 40; ++i) text += "a" + std::to_string(i) + " = $a" + std::to_string(i + 1) + "$a" +
-                                        std::to_string(i + 1) + "\n";
+  for (int i = 0; i < 40; ++i)
+    text += "a" + std::to_string(i) + " = $a" + std::to_string(i + 1) + "$a" + std::to_string(i + 1) + "\n";
   text += "a40 = x\n";
   // And the empty variant: no output growth, only work.
   text += "[e]\n";
@@ -138,8 +138,9 @@ TEST(HostileInput, KeystoneExpiryAfter2262IsClamped) {
   auto t = inventory::parse_keystone_token(R"({"token": {"expires_at": "2300-01-01T00:00:00.000000Z"}})");
   ASSERT_TRUE(t.ok()) << t.error().message;
   ASSERT_TRUE(t->expires_at.has_value());
-  auto years = std::chrono::duration_cast<std::chrono::hours>(*t->expires_at - std::chrono::system_clock::now()).count() /
-               (24 * 365);
+  auto years =
+      std::chrono::duration_cast<std::chrono::hours>(*t->expires_at - std::chrono::system_clock::now()).count() /
+      (24 * 365);
   EXPECT_GT(years, 100);
 }
 
@@ -223,8 +224,8 @@ TEST(HostileInput, AuditCrashOrHangCostsAFindingNotTheCaller) {
 // had arrived intact.
 TEST(HostileInput, Vpd83CutByTheAllocationLengthKeepsWholeDesignators) {
   std::vector<uint8_t> page = {0x00, 0x83, 0x01, 0x2c};  // says 300 bytes follow
-  std::vector<uint8_t> naa = {0x01, 0x03, 0x00, 0x10, 0x60, 0x01, 0x40, 0x50, 0xaa, 0xbb, 0xcc, 0xdd,
-                              0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77};
+  std::vector<uint8_t> naa = {0x01, 0x03, 0x00, 0x10, 0x60, 0x01, 0x40, 0x50, 0xaa, 0xbb,
+                              0xcc, 0xdd, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77};
   page.insert(page.end(), naa.begin(), naa.end());
   while (page.size() + 4 + 60 <= 252) {  // target-port designators (association 1) fill the page
     std::vector<uint8_t> d = {0x02, 0x18, 0x00, 60};
@@ -236,5 +237,7 @@ TEST(HostileInput, Vpd83CutByTheAllocationLengthKeepsWholeDesignators) {
   page.resize(std::min<size_t>(page.size(), 252));
   auto r = topology::parse_vpd83(page);
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(r.value(), "naa.6001405" "0aabbccdd0011223344556677");
+  EXPECT_EQ(r.value(),
+            "naa.6001405"
+            "0aabbccdd0011223344556677");
 }

@@ -101,21 +101,24 @@ struct FakeCloud {
     }
     if (!ok) {
       // A careless (or hostile) server echoing the credential back.
-      return HttpReply{401, {},
-                       json{{"error", {{"code", 401}, {"title", "Unauthorized"},
-                                       {"message", "bad credential '" + given + "'"}}}}
-                           .dump()};
+      return HttpReply{
+          401,
+          {},
+          json{{"error", {{"code", 401}, {"title", "Unauthorized"}, {"message", "bad credential '" + given + "'"}}}}
+              .dump()};
     }
     std::string token = "tok-" + std::to_string(++tokens_issued) + "-c0ffee";
     valid_tokens.insert(token);
     json catalog = json::array();
-    catalog.push_back({{"type", "identity"},
-                       {"endpoints", {{{"interface", "internal"}, {"region_id", "RegionOne"}, {"url", base + "/v3"}}}}});
+    catalog.push_back(
+        {{"type", "identity"},
+         {"endpoints", {{{"interface", "internal"}, {"region_id", "RegionOne"}, {"url", base + "/v3"}}}}});
     if (catalog_has_volume) {
-      catalog.push_back({{"type", "volumev3"},
-                         {"endpoints",
-                          {{{"interface", "public"}, {"region_id", "RegionOne"}, {"url", "http://public.invalid:1/v3/x"}},
-                           {{"interface", "internal"}, {"region_id", "RegionOne"}, {"url", base + "/v3/" + kProject}}}}});
+      catalog.push_back(
+          {{"type", "volumev3"},
+           {"endpoints",
+            {{{"interface", "public"}, {"region_id", "RegionOne"}, {"url", "http://public.invalid:1/v3/x"}},
+             {{"interface", "internal"}, {"region_id", "RegionOne"}, {"url", base + "/v3/" + kProject}}}}});
     }
     json reply = {{"token",
                    {{"methods", {"password"}},
@@ -148,14 +151,14 @@ struct FakeCloud {
       ++start;
     }
     json page = {{"attachments", json::array()}};
-    for (size_t i = start; i < attachments.size() && i < start + limit; ++i) page["attachments"].push_back(attachments[i]);
+    for (size_t i = start; i < attachments.size() && i < start + limit; ++i)
+      page["attachments"].push_back(attachments[i]);
     if (start + limit < attachments.size()) {
       // The link names another host: the client must take only the marker.
-      page["attachments_links"] = {
-          {{"rel", "next"},
-           {"href", "http://elsewhere.invalid:1/v3/" + std::string(kProject) +
-                        "/attachments/detail?all_tenants=1&limit=" + std::to_string(limit) +
-                        "&marker=" + page["attachments"].back()["id"].get<std::string>()}}};
+      page["attachments_links"] = {{{"rel", "next"},
+                                    {"href", "http://elsewhere.invalid:1/v3/" + std::string(kProject) +
+                                                 "/attachments/detail?all_tenants=1&limit=" + std::to_string(limit) +
+                                                 "&marker=" + page["attachments"].back()["id"].get<std::string>()}}};
     }
     reply.body = page.dump();
     return reply;

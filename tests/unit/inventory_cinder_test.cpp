@@ -73,7 +73,7 @@ TEST(ConnectionInfo, IscsiNovaDataShape) {
   ASSERT_TRUE(ci.ok()) << ci.error().message;
   ASSERT_EQ(ci->targets.size(), 1u);
   EXPECT_EQ(ci->targets[0].portal(), "192.0.2.10:3260");  // port added
-  EXPECT_EQ(ci->targets[0].lun(), 1u);                     // "1" as a string
+  EXPECT_EQ(ci->targets[0].lun(), 1u);                    // "1" as a string
   EXPECT_EQ(ci->device_path, "/dev/dm-0");
   EXPECT_EQ(ci->expected_wwid, "3600140511111111111111111111111aa");
   EXPECT_TRUE(ci->encrypted);
@@ -153,17 +153,16 @@ TEST(ConnectionInfo, OtherTransportsEmptyAndErrors) {
   EXPECT_FALSE(parse_connection_info(json{{"data", json::object()}}).ok());
   EXPECT_FALSE(parse_connection_info(json::array()).ok());
   EXPECT_FALSE(parse_connection_info(json("{not json")).ok());
-  auto no_lun = parse_connection_info(json{{"driver_volume_type", "fibre_channel"}, {"target_wwn", "500a0981891b8dc5"}});
+  auto no_lun =
+      parse_connection_info(json{{"driver_volume_type", "fibre_channel"}, {"target_wwn", "500a0981891b8dc5"}});
   ASSERT_FALSE(no_lun.ok());
   EXPECT_THAT(no_lun.error().message, HasSubstr("target_lun"));
   auto bad_wwn = parse_connection_info(
       json{{"driver_volume_type", "fibre_channel"}, {"target_wwn", {"500a0981891b8dc5", 7}}, {"target_lun", 1}});
   ASSERT_FALSE(bad_wwn.ok());
   EXPECT_THAT(bad_wwn.error().message, HasSubstr("target_wwn[1]"));
-  auto neg = parse_connection_info(json{{"driver_volume_type", "iscsi"},
-                                        {"target_iqn", "iqn.x"},
-                                        {"target_portal", "192.0.2.1"},
-                                        {"target_lun", -1}});
+  auto neg = parse_connection_info(json{
+      {"driver_volume_type", "iscsi"}, {"target_iqn", "iqn.x"}, {"target_portal", "192.0.2.1"}, {"target_lun", -1}});
   EXPECT_FALSE(neg.ok());
 }
 
@@ -185,9 +184,8 @@ TEST(ConnectionInfo, SecretsNeverInErrorsOrOutput) {
   json secret_as_type = flat;
   secret_as_type["driver_volume_type"] = json::object({{"auth_password", "CHAP-SECRET-pa55w0rd-7f3a"}});
   inputs.push_back(secret_as_type);
-  json secret_as_wwn = {{"driver_volume_type", "fibre_channel"},
-                        {"target_wwn", "CHAP-SECRET-pa55w0rd-7f3a"},
-                        {"target_lun", 1}};
+  json secret_as_wwn = {
+      {"driver_volume_type", "fibre_channel"}, {"target_wwn", "CHAP-SECRET-pa55w0rd-7f3a"}, {"target_lun", 1}};
   inputs.push_back(secret_as_wwn);
   json secret_as_itmap = {{"driver_volume_type", "fibre_channel"},
                           {"initiator_target_map", {{"CHAP-SECRET-pa55w0rd-7f3a", {"x"}}}},
@@ -341,7 +339,8 @@ TEST(Keystone, CinderBaseUrl) {
 }
 
 TEST(Http, DisplayUrlDropsCredentialsAndQuery) {
-  EXPECT_EQ(url_for_display("https://user:pw@keystone:5000/v3/auth/tokens?x=1"), "https://keystone:5000/v3/auth/tokens");
+  EXPECT_EQ(url_for_display("https://user:pw@keystone:5000/v3/auth/tokens?x=1"),
+            "https://keystone:5000/v3/auth/tokens");
   EXPECT_EQ(url_for_display("http://h"), "http://h");
 }
 

@@ -3,8 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "test_util.h"
 #include <unistd.h>
+#include "test_util.h"
 
 #include <filesystem>
 #include <fstream>
@@ -129,9 +129,7 @@ TEST(FileSource, SingleFileKeepsLastGoodAndRecovers) {
 TEST(FileSource, HugeFileRejectedUnread) {
   TempDir dir;
   std::string huge = dir.path() + "/huge.json";
-  {
-    std::ofstream(huge) << "[";
-  }
+  { std::ofstream(huge) << "["; }
   fs::resize_file(huge, (size_t{16} << 20) + 1);
   FileSource src(huge);
   src.refresh();

@@ -2,8 +2,8 @@
 // and the resolver over a fixture proc tree (including processes that vanish).
 #include <gtest/gtest.h>
 
-#include "test_util.h"
 #include <unistd.h>
+#include "test_util.h"
 
 #include <filesystem>
 #include <fstream>
@@ -38,8 +38,8 @@ std::string cmdline(std::initializer_list<std::string> args) {
 }  // namespace
 
 TEST(QemuCmdline, NameAndUuidForms) {
-  auto a = parse_qemu_cmdline({"/usr/bin/qemu-system-x86_64", "-name", "guest=instance-0000002a,debug-threads=on",
-                               "-S", "-uuid", "6f2e5a9c-1b7d-4e0a-9a43-2f5f0c1d9e11"});
+  auto a = parse_qemu_cmdline({"/usr/bin/qemu-system-x86_64", "-name", "guest=instance-0000002a,debug-threads=on", "-S",
+                               "-uuid", "6f2e5a9c-1b7d-4e0a-9a43-2f5f0c1d9e11"});
   ASSERT_TRUE(a.has_value());
   EXPECT_EQ(a->name(), "instance-0000002a");
   EXPECT_EQ(a->uuid(), "6f2e5a9c-1b7d-4e0a-9a43-2f5f0c1d9e11");
@@ -178,7 +178,8 @@ TEST(InstanceResolver, ProcessThatVanishesMidLookup) {
 TEST(InstanceResolver, PidReuseIsDetectedByStartTime) {
   TempDir proc;
   proc.write("500/stat", stat_line(500, "qemu-system-x86", 1000));
-  proc.write("500/cmdline", cmdline({"/usr/bin/qemu-system-x86_64", "-name", "guest=instance-00000005", "-uuid", "u5"}));
+  proc.write("500/cmdline",
+             cmdline({"/usr/bin/qemu-system-x86_64", "-name", "guest=instance-00000005", "-uuid", "u5"}));
   proc.write("500/cgroup", "0::/machine.slice/machine-qemu\\x2d5\\x2dinstance\\x2d00000005.scope/libvirt/emulator\n");
   InstanceResolver r(proc.path(), "/nonexistent");
   EXPECT_EQ(r.resolve(500).name(), "instance-00000005");

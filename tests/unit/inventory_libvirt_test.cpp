@@ -2,8 +2,8 @@
 // change detection and last-good behaviour.
 #include <gtest/gtest.h>
 
-#include "test_util.h"
 #include <unistd.h>
+#include "test_util.h"
 
 #include <filesystem>
 #include <fstream>
@@ -249,16 +249,13 @@ TEST(LibvirtSource, PidFileFillsPersistentDomainAndFollowsRestart) {
 TEST(LibvirtSource, HugeFileIsRejectedUnread) {
   TempDir dir;
   std::string huge = dir.path() + "/instance-00000099.xml";
-  {
-    std::ofstream(huge) << "<domain>";
-  }
+  { std::ofstream(huge) << "<domain>"; }
   fs::resize_file(huge, (size_t{16} << 20) + 1);  // sparse: nothing to read if we tried
   LibvirtSource src(dir.path());
   src.refresh();
   EXPECT_EQ(src.snapshot().errors_total(), 1u);
   EXPECT_TRUE(src.snapshot().stale());
-  EXPECT_NE(src.snapshot().last_error().find("larger than 16 MiB"), std::string::npos)
-      << src.snapshot().last_error();
+  EXPECT_NE(src.snapshot().last_error().find("larger than 16 MiB"), std::string::npos) << src.snapshot().last_error();
 }
 
 TEST(LibvirtSource, MissingDirectoryIsAnErrorNotACrash) {

@@ -7,13 +7,13 @@
 #include <fstream>
 #include <thread>
 
-#include "topology/sgio.h"
+#include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
-#include <atomic>
-#include <algorithm>
+#include "topology/sgio.h"
 #include "topology/sysfs.h"
 #include "topology/vpd.h"
 
@@ -54,14 +54,15 @@ TEST(Vpd, PrefersNaaOfTheLogicalUnit) {
 
 TEST(Vpd, FallsBackToT10AndRejectsGarbage) {
   std::string t10 = "LIO-ORG disk";
-  std::vector<uint8_t> p = {0x00, 0x83, 0, static_cast<uint8_t>(4 + t10.size()), 0x02, 0x01, 0, static_cast<uint8_t>(t10.size())};
+  std::vector<uint8_t> p = {0x00, 0x83, 0, static_cast<uint8_t>(4 + t10.size()),
+                            0x02, 0x01, 0, static_cast<uint8_t>(t10.size())};
   p.insert(p.end(), t10.begin(), t10.end());
   auto w = topology::parse_vpd83(p);
   ASSERT_TRUE(w.ok());
   EXPECT_EQ(w.value(), "t10.LIO-ORG disk");
 
-  EXPECT_FALSE(topology::parse_vpd83(std::vector<uint8_t>{0, 0x80, 0, 0}).ok());   // wrong page
-  EXPECT_FALSE(topology::parse_vpd83(std::vector<uint8_t>{0, 0x83}).ok());         // short
+  EXPECT_FALSE(topology::parse_vpd83(std::vector<uint8_t>{0, 0x80, 0, 0}).ok());    // wrong page
+  EXPECT_FALSE(topology::parse_vpd83(std::vector<uint8_t>{0, 0x83}).ok());          // short
   std::vector<uint8_t> overrun = {0, 0x83, 0, 8, 0x01, 0x03, 0, 0x40, 1, 2, 3, 4};  // designator says 64 bytes
   EXPECT_FALSE(topology::parse_vpd83(overrun).ok());
   std::vector<uint8_t> only_port = {0, 0x83, 0, 8, 0x61, 0x94, 0, 4, 0, 0, 0, 1};
@@ -296,7 +297,8 @@ TEST(VerifyQueue, EveryDeviceIsCheckedWithBoundedConcurrency) {
   a.service = std::chrono::milliseconds(20);  // long enough that workers overlap on a busy machine
   for (int i = 0; i < 100; ++i) a.wwid["sd" + std::to_string(i)] = "naa.6" + std::to_string(i);
   topology::IdentityVerifier v(a.options());
-  for (int i = 0; i < 100; ++i) ASSERT_TRUE(v.submit("sd" + std::to_string(i), {8, static_cast<uint32_t>(i)}, v1::VERIFY_SCAN));
+  for (int i = 0; i < 100; ++i)
+    ASSERT_TRUE(v.submit("sd" + std::to_string(i), {8, static_cast<uint32_t>(i)}, v1::VERIFY_SCAN));
   auto st = v.stats();
   EXPECT_EQ(st.running + st.queued, 100u) << "nothing refused or dropped";
   EXPECT_LE(st.running, 4u);
@@ -324,14 +326,15 @@ TEST(VerifyQueue, DeduplicatesAndRerunsARequestThatArrivedDuringItsCheck) {
   auto o = a.options();
   o.max_in_flight = 1;
   topology::IdentityVerifier v(o);
-  v.submit("sda", {8, 0}, v1::VERIFY_PERIODIC);  // starts at once
+  v.submit("sda", {8, 0}, v1::VERIFY_PERIODIC);   // starts at once
   v.submit("sdb", {8, 16}, v1::VERIFY_PERIODIC);  // queued
   for (int i = 0; i < 10; ++i) v.submit("sdb", {8, 16}, v1::VERIFY_PERIODIC);
   v.submit("sdb", {8, 16}, v1::VERIFY_SCAN);
   EXPECT_EQ(v.stats().queued, 1u) << "sdb queued once";
   v.submit("sda", {8, 0}, v1::VERIFY_SCAN);  // during sda's check: one more after it
   auto got = take_until(v, [](const auto& all) { return all.size() >= 3; });
-  take_until(v, [](const auto&) { return false; }, std::chrono::milliseconds(300));  // nothing more comes
+  take_until(
+      v, [](const auto&) { return false; }, std::chrono::milliseconds(300));  // nothing more comes
   EXPECT_EQ(a.count("sdb"), 1);
   EXPECT_EQ(a.count("sda"), 2) << "a request made while a check ran must get an answer asked after it";
   ASSERT_EQ(got.size(), 3u);
@@ -359,7 +362,8 @@ TEST(VerifyQueue, HungLunsAreIsolatedAndDoNotStallOthers) {
   for (const auto& h : a.hang) EXPECT_TRUE(timed_out.count(h)) << h << " not reported as timed out";
   EXPECT_EQ(v.stats().hung, 6u);
   for (int i = 0; i < 3; ++i) v.submit("sd0", {8, 0}, v1::VERIFY_SCAN);
-  take_until(v, [](const auto&) { return false; }, std::chrono::milliseconds(300));
+  take_until(
+      v, [](const auto&) { return false; }, std::chrono::milliseconds(300));
   EXPECT_EQ(a.count("sd0"), 1) << "a hung LUN is not asked again while stuck";
   EXPECT_GT(v.stats().oldest_age_s, 0.2) << "the hung requests are the oldest unanswered";
   a.release = true;
@@ -393,7 +397,8 @@ TEST(VerifyQueue, FailuresAreRetriedWithBackoffThenGivenUp) {
   // Backoff 20, 40, 80 ms between the four tries.
   EXPECT_GE(std::chrono::nanoseconds(bad[3].asked_ns - bad[0].asked_ns), std::chrono::milliseconds(140));
   EXPECT_GE(took, std::chrono::milliseconds(140));
-  take_until(v, [](const auto&) { return false; }, std::chrono::milliseconds(300));
+  take_until(
+      v, [](const auto&) { return false; }, std::chrono::milliseconds(300));
   EXPECT_EQ(a.count("bad"), 4) << "given up after max_attempts";
   EXPECT_EQ(a.count("good"), 1);
   EXPECT_EQ(v.stats().retries_total, 3u);

@@ -2,8 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/json_input.h"
 #include "audit/fsutil.h"
+#include "common/json_input.h"
 
 namespace lunwatch::audit {
 namespace {

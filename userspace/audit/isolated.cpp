@@ -97,8 +97,8 @@ Report IsolatedAudit::finish(const std::string& failure) {
       r.findings.push_back(std::move(f));
     }
   } else {
-    r.findings.push_back(failure_finding(failure.rfind("timeout", 0) == 0 ? "LW-AUDIT-TIMEOUT" : "LW-AUDIT-CRASHED",
-                                         failure));
+    r.findings.push_back(
+        failure_finding(failure.rfind("timeout", 0) == 0 ? "LW-AUDIT-TIMEOUT" : "LW-AUDIT-CRASHED", failure));
   }
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
@@ -132,8 +132,8 @@ std::optional<Report> IsolatedAudit::poll() {
   // Exited: drain what is left in the pipe.
   for (ssize_t n; (n = ::read(fd_, chunk, sizeof chunk)) > 0 && buf_.size() < kMaxReply;)
     buf_.append(chunk, static_cast<size_t>(n));
-  if (WIFSIGNALED(status)) return finish("killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
-                                         strsignal(WTERMSIG(status)) + ")");
+  if (WIFSIGNALED(status))
+    return finish("killed by signal " + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")");
   if (buf_.rfind("exception", 0) == 0) return finish("an exception escaped it");
   if (buf_.find("end\n") == std::string::npos) return finish("it exited without a complete report");
   return finish("");

@@ -10,30 +10,21 @@ namespace lunwatch::audit {
 
 const char* severity_name(Severity s) {
   switch (s) {
-    case Severity::kInfo:
-      return "info";
-    case Severity::kLow:
-      return "low";
-    case Severity::kMedium:
-      return "medium";
-    case Severity::kHigh:
-      return "high";
-    case Severity::kCritical:
-      return "critical";
+    case Severity::kInfo: return "info";
+    case Severity::kLow: return "low";
+    case Severity::kMedium: return "medium";
+    case Severity::kHigh: return "high";
+    case Severity::kCritical: return "critical";
   }
   return "?";
 }
 
 const char* check_status_name(CheckStatus s) {
   switch (s) {
-    case CheckStatus::kOk:
-      return "ok";
-    case CheckStatus::kFindings:
-      return "findings";
-    case CheckStatus::kNotApplicable:
-      return "not applicable";
-    case CheckStatus::kCouldNotCheck:
-      return "could not check";
+    case CheckStatus::kOk: return "ok";
+    case CheckStatus::kFindings: return "findings";
+    case CheckStatus::kNotApplicable: return "not applicable";
+    case CheckStatus::kCouldNotCheck: return "could not check";
   }
   return "?";
 }

@@ -11,17 +11,17 @@
 #include <fstream>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
 #include "agent/replay.h"
 #include "common/log.h"
 #include "detect/annotate.h"
 #include "detect/correlator.h"
-#include "sinks/alerts.h"
-#include "sinks/recording.h"
 #include "inventory/cgroups.h"
 #include "probes/loader.h"
+#include "sinks/alerts.h"
 #include "sinks/json.h"
 #include "sinks/metrics.h"
-#include <nlohmann/json.hpp>
+#include "sinks/recording.h"
 #include "topology/devnames.h"
 #include "version.h"
 
@@ -108,8 +108,8 @@ int cmd_probes(bool json, bool verbose, const std::string& btf_dir, const std::v
     for (const auto& s : states) {
       std::string detail = s.reason();
       if (detail.empty() && !s.module().empty()) detail = "module " + s.module();
-      std::printf("%-24s %-6s %-12s %-7s %-26s %s\n", s.name().c_str(), s.subsystem().c_str(),
-                  status_word(s.status()), s.attach().c_str(), s.target().c_str(), detail.c_str());
+      std::printf("%-24s %-6s %-12s %-7s %-26s %s\n", s.name().c_str(), s.subsystem().c_str(), status_word(s.status()),
+                  s.attach().c_str(), s.target().c_str(), detail.c_str());
     }
   }
   if (!probes.ok()) return exit_code(probes.error().code);

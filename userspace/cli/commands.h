@@ -31,7 +31,8 @@ struct TopologyOptions {
 
 // Exit status: 0 nothing wrong, 1 findings.
 int cmd_topology(const TopologyOptions& options, const agent::AgentOptions& config);
-int cmd_probes(bool json, bool verbose, const std::string& btf_dir, const std::vector<std::string>& disabled_hooks = {});
+int cmd_probes(bool json, bool verbose, const std::string& btf_dir,
+               const std::vector<std::string>& disabled_hooks = {});
 int cmd_version();
 
 struct GuardCommand {

@@ -1,13 +1,13 @@
 #include "cli/config.h"
 
-#include <algorithm>
-#include <charconv>
-#include <cmath>
-#include <cctype>
-#include <cstdio>
-#include <set>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <set>
 
 #include <cerrno>
 #include <cstring>
@@ -22,10 +22,11 @@ namespace {
 // leave the guard in its default mode.
 const std::map<std::string, std::set<std::string>>& known_keys() {
   static const std::map<std::string, std::set<std::string>> k = {
-      {"agent",
-       {"guard", "hostname", "metrics_listen", "state_file", "libvirt_dir", "sysfs_root", "alerts_file", "alert_format",
-        "dump_dir", "dump_severity", "pin_dir", "inventory_interval", "topology_interval", "verify_interval",
-        "verify_timeout", "verify_max_age", "orphan_grace", "dump_before", "dump_after", "libvirt", "attachments", "host_allowlist"}},
+      {"agent", {"guard",          "hostname",           "metrics_listen",    "state_file",      "libvirt_dir",
+                 "sysfs_root",     "alerts_file",        "alert_format",      "dump_dir",        "dump_severity",
+                 "pin_dir",        "inventory_interval", "topology_interval", "verify_interval", "verify_timeout",
+                 "verify_max_age", "orphan_grace",       "dump_before",       "dump_after",      "libvirt",
+                 "attachments",    "host_allowlist"}},
       {"containment", {"actions", "virsh", "libvirt_uri", "timeout"}},
       {"cinder",
        {"auth_url", "username", "user_id", "user_domain_name", "user_domain_id", "project_name", "project_id",
@@ -122,16 +123,17 @@ Result<void> validate_options(const AgentOptions& o) {
   if (!one_of(o.guard_mode, {"off", "monitor", "enforce"}))
     return make_error(Errc::kInvalidArgument, "guard must be off, monitor or enforce, not '" + o.guard_mode + "'");
   if (!valid_listen(o.metrics_listen))
-    return make_error(Errc::kInvalidArgument,
-                      "metrics_listen must be host:port (e.g. 127.0.0.1:9477, [::1]:9477) or \"\" for no metrics, not '" +
-                          o.metrics_listen + "'");
+    return make_error(
+        Errc::kInvalidArgument,
+        "metrics_listen must be host:port (e.g. 127.0.0.1:9477, [::1]:9477) or \"\" for no metrics, not '" +
+            o.metrics_listen + "'");
   if (o.cinder && o.cinder->http.total_timeout.count() <= 0)
     return make_error(Errc::kInvalidArgument, "[cinder] timeout must be more than 0 seconds");
   return {};
 }
 
 Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& path, bool explicit_path,
-                                                              AgentOptions& o) {
+                                                             AgentOptions& o) {
   std::optional<inventory::KeystoneConfig> none;
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
@@ -153,8 +155,8 @@ Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& 
                                           "] (lunwatch reads [agent], [containment], [cinder])");
     for (const auto& e : sec->entries)
       if (!known->second.count(e.key))
-        return make_error(Errc::kParse, e.file + ":" + std::to_string(e.line) + ": unknown key '" + e.key + "' in [" +
-                                            name + "]");
+        return make_error(Errc::kParse,
+                          e.file + ":" + std::to_string(e.line) + ": unknown key '" + e.key + "' in [" + name + "]");
   }
   if (const ini::Section* d = c.section("DEFAULT"); d != nullptr && !d->entries.empty())
     return make_error(Errc::kParse, d->entries.front().file + ":" + std::to_string(d->entries.front().line) +
@@ -171,9 +173,10 @@ Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& 
       const ini::Entry* e = c.find(sec, key);
       std::string where = e ? e->file + ":" + std::to_string(e->line) + ": " : path + ": ";
       // The resolver's message names the $reference, which is part of a secret.
-      fail(make_error(Errc::kParse, where + "[" + sec + "] " + key + ": " +
-                                        (secret_key(key) ? std::string("cannot be interpolated (write a literal '$' as '$$')")
-                                                         : v.error().message)));
+      fail(make_error(Errc::kParse,
+                      where + "[" + sec + "] " + key + ": " +
+                          (secret_key(key) ? std::string("cannot be interpolated (write a literal '$' as '$$')")
+                                           : v.error().message)));
     }
     return std::nullopt;
   };
@@ -191,8 +194,8 @@ Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& 
       if (auto b = ini::parse_bool(*v))
         out = *b;
       else
-        fail(make_error(Errc::kParse, path + ": [" + sec + "] " + key + " must be true or false, not '" +
-                                          v->substr(0, 64) + "'"));
+        fail(make_error(Errc::kParse,
+                        path + ": [" + sec + "] " + key + " must be true or false, not '" + v->substr(0, 64) + "'"));
     }
   };
   auto num = [&](const char* key, double& out) { num_in("agent", key, out); };

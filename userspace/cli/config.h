@@ -21,7 +21,7 @@ inline constexpr char kDefaultConfig[] = "/etc/lunwatch/lunwatch.conf";
 // $-interpolation fails (a password with a lone '$') is an error naming the
 // file and line, never the value of a secret.
 Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& path, bool explicit_path,
-                                                              AgentOptions& o);
+                                                             AgentOptions& o);
 
 // The whole option set after config and flags: intervals finite and in range,
 // alert_format / dump_severity / guard known, metrics_listen host:port or "".

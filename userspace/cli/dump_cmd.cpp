@@ -11,10 +11,10 @@
 #include "agent/replay.h"
 #include "cli/commands.h"
 #include "common/enum_name.h"
-#include "common/pidfile.h"
 #include "common/log.h"
-#include "detect/correlator.h"
+#include "common/pidfile.h"
 #include "contain/containment.h"
+#include "detect/correlator.h"
 #include "sinks/alerts.h"
 #include "sinks/dump.h"
 #include "sinks/json.h"
@@ -29,7 +29,8 @@ std::string describe(const v1::Event& e) {
       const auto& f = e.flow();
       std::string who = f.instance().name().empty() ? "host process" : f.instance().name();
       std::snprintf(buf, sizeof buf, "I/O    pid %u (%s, %s) first %s on %s", f.pid(), f.comm().c_str(), who.c_str(),
-                    enum_suffix(v1::Op_Name(f.op()), 3, f.op()).c_str(), (f.dev_name().empty() ? f.dev() : f.dev_name()).c_str());
+                    enum_suffix(v1::Op_Name(f.op()), 3, f.op()).c_str(),
+                    (f.dev_name().empty() ? f.dev() : f.dev_name()).c_str());
       return buf;
     }
     case v1::Event::kEdge:
@@ -55,9 +56,9 @@ std::string describe(const v1::Event& e) {
     }
     case v1::Event::kIdentity: {
       const auto& c = e.identity();
-      return "verify " + c.dev_name() + " " + (c.ok() ? c.identity().wwid() + " serial " + c.identity().serial()
-                                                      : "failed: " + c.error()) +
-             " (" + enum_suffix(v1::VerifyReason_Name(c.reason()), 7, c.reason()) + ")";
+      return "verify " + c.dev_name() + " " +
+             (c.ok() ? c.identity().wwid() + " serial " + c.identity().serial() : "failed: " + c.error()) + " (" +
+             enum_suffix(v1::VerifyReason_Name(c.reason()), 7, c.reason()) + ")";
     }
     case v1::Event::kInventory:
       return "source " + e.inventory().name() + ": " + std::to_string(e.inventory().attachments_size()) +
@@ -65,15 +66,13 @@ std::string describe(const v1::Event& e) {
     case v1::Event::kTopology:
       return "sysfs  " + std::to_string(e.topology().devices_size()) + " SCSI devices, " +
              std::to_string(e.topology().maps_size()) + " multipath maps";
-    case v1::Event::kBindings:
-      return "state  " + std::to_string(e.bindings().bindings_size()) + " bound identities";
+    case v1::Event::kBindings: return "state  " + std::to_string(e.bindings().bindings_size()) + " bound identities";
     case v1::Event::kGuard: {
       const auto& g = e.guard();
       return std::string("guard  ") + (g.denied() ? "REFUSED " : "would refuse ") + (g.write() ? "write" : "read") +
              " by pid " + std::to_string(g.pid()) + " (" + g.comm() + ") on " + g.dev_name();
     }
-    default:
-      return "other";
+    default: return "other";
   }
 }
 
@@ -150,7 +149,9 @@ int cmd_dump(const DumpCommand& o) {
     bool ok = check.problems.empty() && check.checksum_present && check.checksum_ok;
     std::printf("%s: format version %u, %d baseline + %d events, %d processes\n", o.file.c_str(), dump.format_version(),
                 dump.baseline_size(), dump.events_size(), dump.processes_size());
-    std::printf("checksum: %s\n", !check.checksum_present ? "no .sha256 sidecar" : check.checksum_ok ? "ok" : "MISMATCH");
+    std::printf("checksum: %s\n", !check.checksum_present ? "no .sha256 sidecar"
+                                  : check.checksum_ok     ? "ok"
+                                                          : "MISMATCH");
     for (const auto& p : check.problems) std::printf("problem: %s\n", p.c_str());
     std::printf("%s\n", ok ? "verified" : "NOT verified");
     return ok ? 0 : 1;
@@ -161,14 +162,14 @@ int cmd_dump(const DumpCommand& o) {
     return 0;
   }
   const auto& t = dump.trigger();
-  std::printf("capture of %s, %s (%s)\n", dump.host().hostname().c_str(), sinks::rfc3339_ms(dump.created_unix_ms()).c_str(),
-              dump.reason().c_str());
+  std::printf("capture of %s, %s (%s)\n", dump.host().hostname().c_str(),
+              sinks::rfc3339_ms(dump.created_unix_ms()).c_str(), dump.reason().c_str());
   std::printf("agent %s, kernel %s, libbpf %s, guard %s\n", dump.host().agent_version().c_str(),
               dump.host().kernel().c_str(), dump.host().libbpf().c_str(), dump.host().guard_mode().c_str());
   if (t.rule() != v1::RULE_UNKNOWN) {
     std::printf("\nTRIGGER  %s %s at %s\n  %s\n", v1::Rule_Name(t.rule()).c_str(),
-                enum_suffix(v1::Severity_Name(t.severity()), 9, t.severity()).c_str(), sinks::rfc3339_ms(t.unix_ms()).c_str(),
-                t.summary().c_str());
+                enum_suffix(v1::Severity_Name(t.severity()), 9, t.severity()).c_str(),
+                sinks::rfc3339_ms(t.unix_ms()).c_str(), t.summary().c_str());
     if (!t.instance().name().empty())
       std::printf("  instance %s (%s) pid %u\n", t.instance().name().c_str(), t.instance().uuid().c_str(), t.pid());
     if (!t.owner_volume_id().empty())
@@ -176,8 +177,9 @@ int cmd_dump(const DumpCommand& o) {
                   t.owner().name().empty() ? t.owner().uuid().c_str() : t.owner().name().c_str());
     for (const auto& p : t.paths())
       std::printf("  path %s %s %s@%s lun %llu cached %s verified %s\n", p.name().c_str(), p.addr().hctl().c_str(),
-                  p.target().iqn().c_str(), p.target().portal().c_str(), static_cast<unsigned long long>(p.target().lun()),
-                  p.cached_wwid().c_str(), p.verified_wwid().c_str());
+                  p.target().iqn().c_str(), p.target().portal().c_str(),
+                  static_cast<unsigned long long>(p.target().lun()), p.cached_wwid().c_str(),
+                  p.verified_wwid().c_str());
     for (const auto& c : t.containment())
       std::printf("  containment %s %s %s (+%u ms): %s\n", contain::kind_name(c.kind()), c.target().c_str(),
                   contain::result_name(c.result()), c.took_ms(), c.detail().c_str());

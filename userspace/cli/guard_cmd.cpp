@@ -75,7 +75,8 @@ int cmd_guard(const GuardCommand& g) {
     if (g.action == "release") {
       auto r = m.remove_device(k);
       if (!r.ok()) return log::error(r.error().message), 1;
-      std::printf("released %s (%s): no longer guarded until the agent re-arms it\n", g.arg.c_str(), to_string(*d).c_str());
+      std::printf("released %s (%s): no longer guarded until the agent re-arms it\n", g.arg.c_str(),
+                  to_string(*d).c_str());
     } else {
       lw_guard_dev q = m.device(k).value_or(lw_guard_dev{});
       q.state = LW_GUARD_QUARANTINE;
@@ -92,9 +93,10 @@ int cmd_guard(const GuardCommand& g) {
   bool lsm = probes::bpf_lsm_active(&why);
   std::printf("guard mode: %s%s\n", mode.ok() ? guard::mode_name(mode.value()) : "unknown",
               lsm ? "" : ("   (" + why + ")").c_str());
-  std::printf("checks %llu, denied %llu, would deny %llu, closed by the kernel %llu\n",
-              static_cast<unsigned long long>(st[LW_GSTAT_CHECKS]), static_cast<unsigned long long>(st[LW_GSTAT_DENIED]),
-              static_cast<unsigned long long>(st[LW_GSTAT_WOULD_DENY]), static_cast<unsigned long long>(st[LW_GSTAT_CLOSED]));
+  std::printf(
+      "checks %llu, denied %llu, would deny %llu, closed by the kernel %llu\n",
+      static_cast<unsigned long long>(st[LW_GSTAT_CHECKS]), static_cast<unsigned long long>(st[LW_GSTAT_DENIED]),
+      static_cast<unsigned long long>(st[LW_GSTAT_WOULD_DENY]), static_cast<unsigned long long>(st[LW_GSTAT_CLOSED]));
   topology::DeviceNames names;
   auto devs = m.devices();
   std::printf("%zu guarded devices, %zu instance processes, %zu instance scopes (cgroups)\n", devs.size(),
@@ -115,8 +117,8 @@ int cmd_guard(const GuardCommand& g) {
     if (d.n_owner_cgroups > 0) owners += " +" + std::to_string(d.n_owner_cgroups) + " scope(s)";
     if (d.state == LW_GUARD_VERIFIED && d.n_owners == 0 && d.n_owner_cgroups == 0 && d.generation > 0)
       owners = "(none: revoked)";
-    std::printf("  %-8s %-8s %-22s %-24s %s\n", names.name(num).c_str(), to_string(num).c_str(), guard::state_name(d.state),
-                closed.c_str(), owners.empty() ? "(none)" : owners.c_str());
+    std::printf("  %-8s %-8s %-22s %-24s %s\n", names.name(num).c_str(), to_string(num).c_str(),
+                guard::state_name(d.state), closed.c_str(), owners.empty() ? "(none)" : owners.c_str());
   }
   return 0;
 }

@@ -8,8 +8,8 @@
 #include <cstdio>
 #include <string>
 
-#include "cli/cmd_audit.h"
 #include "cli/agent.h"
+#include "cli/cmd_audit.h"
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "common/log.h"
@@ -45,9 +45,11 @@ int lunwatch_main(int argc, char** argv) {
   auto& run = agent.run;
   auto* run_cmd = app.add_subcommand("run", "load the probes, watch, and alert on cross-instance access");
   std::string config_path = lunwatch::cli::kDefaultConfig;
-  run_cmd->add_option("--config", config_path, "INI config ([agent], [cinder]); flags override it")->capture_default_str();
+  run_cmd->add_option("--config", config_path, "INI config ([agent], [cinder]); flags override it")
+      ->capture_default_str();
   bool check_config = false;
-  run_cmd->add_flag("--check-config", check_config, "check the config and flags, print \"config ok\" and exit (0 ok, 2 not)");
+  run_cmd->add_flag("--check-config", check_config,
+                    "check the config and flags, print \"config ok\" and exit (0 ok, 2 not)");
   run_cmd->add_flag("--events", run.events, "print every event as one JSON line on stdout");
   run_cmd->add_option("--events-file", run.events_file, "append event JSON lines to this file instead of stdout");
   run_cmd->add_option("--duration", run.duration_s, "stop after this many seconds (0: until SIGINT/SIGTERM)");
@@ -76,36 +78,44 @@ int lunwatch_main(int argc, char** argv) {
       ->capture_default_str();
   run_cmd->add_option("--topology-interval", agent.topology_interval_s, "seconds between full sysfs re-reads")
       ->capture_default_str();
-  run_cmd->add_option("--verify-interval", agent.verify_interval_s,
-                      "seconds between periodic SG_IO re-verification of every SCSI device")
+  run_cmd
+      ->add_option("--verify-interval", agent.verify_interval_s,
+                   "seconds between periodic SG_IO re-verification of every SCSI device")
       ->capture_default_str();
   run_cmd->add_option("--verify-timeout", agent.verify_timeout_s, "SG_IO INQUIRY timeout in seconds")
       ->capture_default_str();
-  run_cmd->add_option("--verify-max-age", agent.verify_max_age_s,
-                      "seconds a held device's paths may go without a good SG_IO verification before "
-                      "lunwatch_identity_held_overdue_paths counts them (0: 3 x verify-interval + verify-timeout)")
+  run_cmd
+      ->add_option("--verify-max-age", agent.verify_max_age_s,
+                   "seconds a held device's paths may go without a good SG_IO verification before "
+                   "lunwatch_identity_held_overdue_paths counts them (0: 3 x verify-interval + verify-timeout)")
       ->capture_default_str();
-  run_cmd->add_option("--orphan-grace", agent.orphan_grace_s,
-                      "seconds a device may stay unexplained before ORPHAN_DEVICE")
+  run_cmd
+      ->add_option("--orphan-grace", agent.orphan_grace_s, "seconds a device may stay unexplained before ORPHAN_DEVICE")
       ->capture_default_str();
-  run_cmd->add_option("--metrics-listen", agent.metrics_listen,
-                      "serve Prometheus /metrics on addr:port (\"\" to turn off)")
+  run_cmd
+      ->add_option("--metrics-listen", agent.metrics_listen,
+                   "serve Prometheus /metrics on addr:port (\"\" to turn off)")
       ->capture_default_str();
-  run_cmd->add_option("--guard", agent.guard_mode,
-                      "guard mode: off, monitor (report what would be refused), enforce (refuse it)")
+  run_cmd
+      ->add_option("--guard", agent.guard_mode,
+                   "guard mode: off, monitor (report what would be refused), enforce (refuse it)")
       ->check(CLI::IsMember({"off", "monitor", "enforce"}))
       ->capture_default_str();
-  run_cmd->add_option("--contain", agent.contain_actions,
-                      "on a confirmed leak the guard did not refuse: offline (the SCSI device paths), pause (the "
-                      "libvirt domain), offline,pause, or none")
+  run_cmd
+      ->add_option("--contain", agent.contain_actions,
+                   "on a confirmed leak the guard did not refuse: offline (the SCSI device paths), pause (the "
+                   "libvirt domain), offline,pause, or none")
       ->capture_default_str();
   run_cmd->add_option("--virsh", agent.contain.virsh, "virsh used to pause a domain")->capture_default_str();
   run_cmd->add_option("--libvirt-uri", agent.contain.libvirt_uri, "libvirt URI for virsh")->capture_default_str();
   run_cmd->add_option("--dump-dir", agent.dump_dir, "where capture dumps go")->capture_default_str();
-  run_cmd->add_option("--dump-severity", agent.dump_severity, "capture on alerts at or above: critical, high, warning, off")
+  run_cmd
+      ->add_option("--dump-severity", agent.dump_severity,
+                   "capture on alerts at or above: critical, high, warning, off")
       ->check(CLI::IsMember({"critical", "high", "warning", "off"}))
       ->capture_default_str();
-  run_cmd->add_option("--dump-before", agent.dump_before_s, "seconds of history before the trigger")->capture_default_str();
+  run_cmd->add_option("--dump-before", agent.dump_before_s, "seconds of history before the trigger")
+      ->capture_default_str();
   run_cmd->add_option("--dump-after", agent.dump_after_s, "seconds recorded after the trigger")->capture_default_str();
   run_cmd->add_option("--dump-max-files", agent.dump_max_files, "captures kept")->capture_default_str();
   run_cmd->add_option("--dump-max-bytes", agent.dump_max_bytes, "total bytes of captures kept")->capture_default_str();
@@ -148,7 +158,8 @@ int lunwatch_main(int argc, char** argv) {
   metrics_cmd->add_flag("--json", metrics_json, "as JSON");
 
   lunwatch::cli::TopologyOptions topo;
-  auto* topo_cmd = app.add_subcommand("topology", "who uses what: instance -> volume -> dm -> paths, with verified WWIDs");
+  auto* topo_cmd =
+      app.add_subcommand("topology", "who uses what: instance -> volume -> dm -> paths, with verified WWIDs");
   topo_cmd->add_flag("--json", topo.json, "one JSON document (TopologyReport)");
   topo_cmd->add_flag("!--no-verify", topo.verify, "do not send SG_IO INQUIRY (show cached identities only)");
   topo_cmd->add_option("--verify-timeout", topo.verify_timeout_s, "SG_IO INQUIRY timeout in seconds");
@@ -164,9 +175,10 @@ int lunwatch_main(int argc, char** argv) {
   bool replay_events = false;
   auto* replay_cmd = app.add_subcommand("replay", "run the correlator on a recording and print its alerts");
   replay_cmd->add_option("FILE", replay_file, "a recording from `lunwatch run --record`")->required();
-  replay_cmd->add_option("--config", config_path,
-                         "the agent's config: the correlator judges with its [agent] settings (host_allowlist, "
-                         "orphan_grace, hostname)")
+  replay_cmd
+      ->add_option("--config", config_path,
+                   "the agent's config: the correlator judges with its [agent] settings (host_allowlist, "
+                   "orphan_grace, hostname)")
       ->capture_default_str();
   replay_cmd->add_option("--alert-format", replay_format, "json or falco")->check(CLI::IsMember({"json", "falco"}));
   replay_cmd->add_flag("--events", replay_events, "print the events too");

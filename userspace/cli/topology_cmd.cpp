@@ -12,8 +12,8 @@
 
 #include "agent/pipeline.h"
 #include "cli/commands.h"
-#include "common/enum_name.h"
 #include "common/devt.h"
+#include "common/enum_name.h"
 #include "common/log.h"
 #include "detect/correlator.h"
 #include "inventory/file_source.h"
@@ -148,7 +148,8 @@ int cmd_topology(const TopologyOptions& o, const agent::AgentOptions& config) {
   }
   std::printf("\nORPHANS (no attachment explains them)\n");
   if (rep.orphans().empty()) std::printf("  none%s\n", sources.empty() ? " (no attachment source)" : "");
-  for (const auto& d : rep.orphans()) std::printf("  %s (%s)\n", name_of.count(d) ? name_of[d].c_str() : "?", d.c_str());
+  for (const auto& d : rep.orphans())
+    std::printf("  %s (%s)\n", name_of.count(d) ? name_of[d].c_str() : "?", d.c_str());
   if (rep.alerts_size()) {
     std::printf("\nFINDINGS\n");
     for (const auto& a : rep.alerts())

@@ -199,13 +199,13 @@ Result<std::string> Config::interpolate(std::string_view s, std::string_view val
 Result<std::string> Config::interpolate_(const std::string& sec, std::string_view value,
                                          std::vector<std::string>& stack, size_t& refs_left) const {
   if (stack.size() > kMaxInterpolationDepth)
-    return make_error(Errc::kParse, "interpolation nested deeper than " + std::to_string(kMaxInterpolationDepth) +
-                                        " levels");
+    return make_error(Errc::kParse,
+                      "interpolation nested deeper than " + std::to_string(kMaxInterpolationDepth) + " levels");
   std::string out;
   for (size_t i = 0; i < value.size(); ++i) {
     if (out.size() > kMaxInterpolatedBytes)
-      return make_error(Errc::kParse, "interpolated value longer than " + std::to_string(kMaxInterpolatedBytes) +
-                                          " bytes");
+      return make_error(Errc::kParse,
+                        "interpolated value longer than " + std::to_string(kMaxInterpolatedBytes) + " bytes");
     char c = value[i];
     if (c != '$') {
       out += c;
@@ -269,7 +269,8 @@ Result<std::string> Config::interpolate_(const std::string& sec, std::string_vie
     out += sub.value();
   }
   if (out.size() > kMaxInterpolatedBytes)
-    return make_error(Errc::kParse, "interpolated value longer than " + std::to_string(kMaxInterpolatedBytes) + " bytes");
+    return make_error(Errc::kParse,
+                      "interpolated value longer than " + std::to_string(kMaxInterpolatedBytes) + " bytes");
   return out;
 }
 

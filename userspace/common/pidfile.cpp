@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "common/files.h"
@@ -32,15 +32,16 @@ Result<int> lock_pid_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) {
     int e = errno;
-    return make_error(Errc::kIo, "pid file " + path + ": " + (e == ELOOP ? "is a symlink (refusing)" : std::strerror(e)));
+    return make_error(Errc::kIo,
+                      "pid file " + path + ": " + (e == ELOOP ? "is a symlink (refusing)" : std::strerror(e)));
   }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int e = errno;
     pid_t other = read_pid(fd);
     ::close(fd);
     if (e == EWOULDBLOCK)
-      return make_error(Errc::kInvalidArgument, "another lunwatch agent is running (pid " + std::to_string(other) +
-                                                    ", holds " + path + ")");
+      return make_error(Errc::kInvalidArgument,
+                        "another lunwatch agent is running (pid " + std::to_string(other) + ", holds " + path + ")");
     return make_error(Errc::kIo, "cannot lock " + path + ": " + std::strerror(e));
   }
   std::string pid = std::to_string(::getpid()) + "\n";

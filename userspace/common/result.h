@@ -9,8 +9,8 @@ namespace lunwatch {
 
 enum class Errc {
   kOk = 0,
-  kNotRoot,        // needs CAP_BPF/CAP_SYS_ADMIN
-  kNoBtf,          // /sys/kernel/btf/vmlinux missing
+  kNotRoot,  // needs CAP_BPF/CAP_SYS_ADMIN
+  kNoBtf,    // /sys/kernel/btf/vmlinux missing
   kBpfNotPermitted,
   kMemlock,
   kLoadFailed,
@@ -31,8 +31,8 @@ struct Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}             // NOLINT(google-explicit-constructor)
-  Result(Error error) : v_(std::move(error)) {}         // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
+  Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
   T& value() & { return std::get<0>(v_); }

@@ -23,7 +23,8 @@ Result<void> check_fd(int fd, const std::string& path) {
   if (!S_ISREG(st.st_mode)) return make_error(Errc::kIo, path + ": not a regular file (refusing to write to it)");
   if (st.st_uid != ::geteuid())
     return make_error(Errc::kIo, path + ": owned by uid " + std::to_string(st.st_uid) + ", not by us (refusing)");
-  if (st.st_nlink > 1) return make_error(Errc::kIo, path + ": has " + std::to_string(st.st_nlink) + " hard links (refusing)");
+  if (st.st_nlink > 1)
+    return make_error(Errc::kIo, path + ": has " + std::to_string(st.st_nlink) + " hard links (refusing)");
   return {};
 }
 
@@ -120,9 +121,9 @@ Result<void> ensure_private_dir(const std::string& path, mode_t mode) {
   if (st.st_uid != ::geteuid())
     return make_error(Errc::kIo, path + ": owned by uid " + std::to_string(st.st_uid) + ", not by us (refusing)");
   if (st.st_mode & (S_IWGRP | S_IWOTH))
-    return make_error(Errc::kIo, path + ": writable by group or others (mode " +
-                                     std::to_string((st.st_mode >> 6) & 7) + std::to_string((st.st_mode >> 3) & 7) +
-                                     std::to_string(st.st_mode & 7) + "); chmod 0700 it");
+    return make_error(Errc::kIo, path + ": writable by group or others (mode " + std::to_string((st.st_mode >> 6) & 7) +
+                                     std::to_string((st.st_mode >> 3) & 7) + std::to_string(st.st_mode & 7) +
+                                     "); chmod 0700 it");
   return {};
 }
 

@@ -73,9 +73,12 @@ bool parse_actions(const std::string& list, Options& o, std::string* error) {
     w.erase(0, w.find_first_not_of(" \t"));
     w.erase(w.find_last_not_of(" \t") + 1);
     if (w.empty()) continue;
-    if (w == "offline" || w == "offline_scsi_device") offline = true;
-    else if (w == "pause" || w == "pause_domain") pause = true;
-    else if (w == "none" || w == "off") none = true;
+    if (w == "offline" || w == "offline_scsi_device")
+      offline = true;
+    else if (w == "pause" || w == "pause_domain")
+      pause = true;
+    else if (w == "none" || w == "off")
+      none = true;
     else {
       if (error) *error = "unknown containment action '" + w + "' (offline, pause, none)";
       return false;
@@ -239,8 +242,10 @@ void Runner::record(v1::ContainmentAction& r, const Step& s, uint64_t alert_ns, 
   }
   std::string line = std::string("containment: ") + kind_name(s.kind) + " " + result_name(r.result()) + ": " +
                      r.detail() + " (" + std::to_string(r.took_ms()) + " ms after the alert)";
-  if (r.result() == v1::CONTAIN_FAILED || r.result() == v1::CONTAIN_TIMEOUT) log::error(line);
-  else log::warn(line);
+  if (r.result() == v1::CONTAIN_FAILED || r.result() == v1::CONTAIN_TIMEOUT)
+    log::error(line);
+  else
+    log::warn(line);
 }
 
 void Runner::start(const v1::Alert& a, uint64_t now_ns) {
@@ -306,8 +311,7 @@ std::vector<v1::Alert> Runner::poll(uint64_t now_ns) {
         if (c.output.size() < 4096) c.output.append(buf, static_cast<size_t>(n));
       ::close(c.out_fd);
       c.out_fd = -1;
-      v1::ContainmentAction r =
-          w < 0 ? v1::ContainmentAction() : reap(c, timed_out, status);
+      v1::ContainmentAction r = w < 0 ? v1::ContainmentAction() : reap(c, timed_out, status);
       if (w < 0) {
         r.set_result(v1::CONTAIN_FAILED);
         r.set_detail(std::string("waitpid: ") + std::strerror(errno));

@@ -28,10 +28,10 @@ struct Options {
   bool offline_scsi_device = false;
   bool pause_domain = false;
   std::string sysfs_root = "/sys";
-  std::string virsh = "virsh";                  // found on PATH unless absolute
+  std::string virsh = "virsh";  // found on PATH unless absolute
   std::string libvirt_uri = "qemu:///system";
-  double timeout_s = 15;                        // per command
-  double retry_after_s = 60;                    // a failed action is tried again after this
+  double timeout_s = 15;      // per command
+  double retry_after_s = 60;  // a failed action is tried again after this
 };
 
 // Parses the --contain list ("offline,pause", "none"); unknown words are errors.
@@ -92,7 +92,7 @@ class Runner {
   std::map<std::pair<int, std::string>, uint64_t> failed_;  // (kind, target) -> when it last failed
 };
 
-const char* kind_name(v1::ContainmentKind k);    // offline_scsi_device | pause_domain
+const char* kind_name(v1::ContainmentKind k);      // offline_scsi_device | pause_domain
 const char* result_name(v1::ContainmentResult r);  // done | already | failed | timeout
 
 }  // namespace lunwatch::contain

@@ -36,11 +36,8 @@ void Annotator::annotate(v1::Event& ev) {
       if (!l->path().empty()) l->set_path_name(name_of(l->path()));
       break;
     }
-    case v1::Event::kGuard:
-      ev.mutable_guard()->set_dev_name(name_of(ev.guard().dev()));
-      break;
-    default:
-      break;
+    case v1::Event::kGuard: ev.mutable_guard()->set_dev_name(name_of(ev.guard().dev())); break;
+    default: break;
   }
 }
 

@@ -21,7 +21,8 @@ const Correlator::Index& Correlator::index() const {
   for (const auto* a : all_attachments()) {
     for (const auto& d : attachment_devs(*a)) index_.by_dev[d].push_back(a);
     if (!a->volume_id().empty()) index_.by_volume[a->volume_id()].push_back(a);
-    if (a->source() != v1::SOURCE_LIBVIRT) index_.by_pair[BindingStore::key(a->instance_uuid(), a->volume_id())].push_back(a);
+    if (a->source() != v1::SOURCE_LIBVIRT)
+      index_.by_pair[BindingStore::key(a->instance_uuid(), a->volume_id())].push_back(a);
   }
   index_.dirty = false;
   return index_;
@@ -51,8 +52,8 @@ std::set<std::string> Correlator::attachment_devs(const v1::Attachment& a) const
       const auto& st = s.target();
       bool match = false;
       if (!t.iqn().empty())
-        match = st.iqn() == t.iqn() && st.lun() == t.lun() && (t.portal().empty() || st.portal().empty() ||
-                                                                st.portal() == t.portal());
+        match = st.iqn() == t.iqn() && st.lun() == t.lun() &&
+                (t.portal().empty() || st.portal().empty() || st.portal() == t.portal());
       else if (!t.wwpn().empty())
         match = st.wwpn() == t.wwpn() && st.lun() == t.lun();
       if (match) add_with_uppers(k);

@@ -67,7 +67,8 @@ Result<v1::Bindings> BindingStore::read_file(const std::string& path) {
   ss << in.rdbuf();
   v1::Bindings out;
   auto st = google::protobuf::util::JsonStringToMessage(ss.str(), &out);
-  if (!st.ok()) return make_error(Errc::kParse, "bound-identity state " + path + " is corrupt: " + std::string(st.message()));
+  if (!st.ok())
+    return make_error(Errc::kParse, "bound-identity state " + path + " is corrupt: " + std::string(st.message()));
   return out;
 }
 

@@ -38,9 +38,7 @@ void Correlator::on_event(const v1::Event& ev, Output& out) {
   if (ev.ts_ns() > now_ns_) now_ns_ = ev.ts_ns();
   if (ev.unix_ms() > now_unix_ms_) now_unix_ms_ = ev.unix_ms();
   switch (ev.body_case()) {
-    case v1::Event::kFlow:
-      on_flow(ev, out);
-      break;
+    case v1::Event::kFlow: on_flow(ev, out); break;
     case v1::Event::kEdge:
       link(ev.edge().upper(), ev.edge().lower());
       if (!ev.edge().upper_name().empty()) dev(ev.edge().upper()).v.name = ev.edge().upper_name();
@@ -58,30 +56,17 @@ void Correlator::on_event(const v1::Event& ev, Output& out) {
       out.topology_stale = true;
       break;
     }
-    case v1::Event::kScsiError:
-      on_error(ev, out);
-      break;
-    case v1::Event::kLifecycle:
-      on_lifecycle(ev, out);
-      break;
-    case v1::Event::kIdentity:
-      on_identity(ev, out);
-      break;
-    case v1::Event::kInventory:
-      on_inventory(ev, out);
-      break;
-    case v1::Event::kTopology:
-      on_topology(ev, out);
-      break;
+    case v1::Event::kScsiError: on_error(ev, out); break;
+    case v1::Event::kLifecycle: on_lifecycle(ev, out); break;
+    case v1::Event::kIdentity: on_identity(ev, out); break;
+    case v1::Event::kInventory: on_inventory(ev, out); break;
+    case v1::Event::kTopology: on_topology(ev, out); break;
     case v1::Event::kBindings:
       bindings_.load(ev.bindings());
       gen_++;
       break;
-    case v1::Event::kGuard:
-      on_guard(ev, out);
-      break;
-    default:
-      break;
+    case v1::Event::kGuard: on_guard(ev, out); break;
+    default: break;
   }
 }
 
@@ -104,8 +89,8 @@ void Correlator::on_flow(const v1::Event& ev, Output& out) {
   a.set_comm(f.comm());
   *a.mutable_instance() = f.instance();
   describe_device(f.dev(), a);
-  a.set_summary("host process " + f.comm() + " (pid " + std::to_string(f.pid()) + ") does " +
-                v1::Op_Name(f.op()) + " I/O to volume device " + (d.v.name.empty() ? f.dev() : d.v.name));
+  a.set_summary("host process " + f.comm() + " (pid " + std::to_string(f.pid()) + ") does " + v1::Op_Name(f.op()) +
+                " I/O to volume device " + (d.v.name.empty() ? f.dev() : d.v.name));
   fire(std::move(a), out);
 }
 
@@ -171,9 +156,7 @@ void Correlator::on_lifecycle(const v1::Event& ev, Output& out) {
                 l.kind() == v1::LC_SCSI_DEVICE_ADD ? v1::VERIFY_NEW_DEVICE : v1::VERIFY_RESCAN);
       out.topology_stale = true;
       break;
-    case v1::LC_SCSI_DEVICE_REMOVE:
-      out.topology_stale = true;
-      break;
+    case v1::LC_SCSI_DEVICE_REMOVE: out.topology_stale = true; break;
     case v1::LC_ISCSI_SESSION_UNBLOCK:
       each_scsi([&](const v1::ScsiDevice& s) { return s.session() == l.session(); }, v1::VERIFY_SESSION_UNBLOCK);
       break;
@@ -193,11 +176,9 @@ void Correlator::on_lifecycle(const v1::Event& ev, Output& out) {
       }
       break;
     case v1::LC_SCSI_DEVICE_EVENT:
-      each_scsi([&](const v1::ScsiDevice& s) { return s.addr().hctl() == l.addr().hctl(); },
-                v1::VERIFY_UNIT_ATTENTION);
+      each_scsi([&](const v1::ScsiDevice& s) { return s.addr().hctl() == l.addr().hctl(); }, v1::VERIFY_UNIT_ATTENTION);
       break;
-    default:
-      break;
+    default: break;
   }
 }
 
@@ -262,8 +243,8 @@ void Correlator::on_inventory(const v1::Event& ev, Output& out) {
   // Forget bindings of (instance, volume) pairs no source mentions any more.
   std::set<std::string> known;
   for (const auto* a : all_attachments()) known.insert(BindingStore::key(a->instance_uuid(), a->volume_id()));
-  bool have_sources = std::any_of(sources_.begin(), sources_.end(),
-                                  [](const auto& s) { return s.second.last_good_unix_ms() > 0; });
+  bool have_sources =
+      std::any_of(sources_.begin(), sources_.end(), [](const auto& s) { return s.second.last_good_unix_ms() > 0; });
   if (have_sources) {
     auto all = bindings_.snapshot();
     for (const auto& b : all.bindings())

@@ -6,10 +6,10 @@
 // so the same engine runs live, on a recording and on a capture dump.
 #include <cstdint>
 #include <map>
-#include <unordered_map>
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "detect/bindings.h"
@@ -21,9 +21,9 @@ namespace lunwatch::detect {
 struct CorrelatorOptions {
   // Host processes allowed to do I/O to volume devices: comm prefixes.
   std::vector<std::string> host_allowlist = {
-      "kworker/",   "multipathd", "multipath", "systemd-udevd", "(udev-worker)", "udevd",   "udevadm",
-      "blkid",      "sg_",        "dmsetup",   "iscsiadm",      "iscsid",        "lunwatch", "privsep-helper",
-      "kpartx",     "lvm",        "pvscan",    "vgscan",        "scsi_id",       "dd-verify"};
+      "kworker/", "multipathd", "multipath", "systemd-udevd", "(udev-worker)", "udevd",    "udevadm",
+      "blkid",    "sg_",        "dmsetup",   "iscsiadm",      "iscsid",        "lunwatch", "privsep-helper",
+      "kpartx",   "lvm",        "pvscan",    "vgscan",        "scsi_id",       "dd-verify"};
   // A device no attachment explains is an orphan only after this long (an
   // attach in progress shows the device before the records).
   uint64_t orphan_grace_ns = 60'000'000'000ULL;
@@ -40,11 +40,11 @@ struct VerifyRequest {
 };
 
 struct Output {
-  std::vector<v1::Alert> alerts;     // newly firing, or resolved
-  std::vector<VerifyRequest> verify; // ask these devices' identity through SG_IO
-  std::vector<std::string> rearm;    // kernel flows on these devices must report their next I/O
-  bool bindings_changed = false;     // persist the binding store
-  bool topology_stale = false;       // re-read sysfs (something was added, removed or scanned)
+  std::vector<v1::Alert> alerts;      // newly firing, or resolved
+  std::vector<VerifyRequest> verify;  // ask these devices' identity through SG_IO
+  std::vector<std::string> rearm;     // kernel flows on these devices must report their next I/O
+  bool bindings_changed = false;      // persist the binding store
+  bool topology_stale = false;        // re-read sysfs (something was added, removed or scanned)
 };
 
 // What the correlator believes about one block device (for `topology`, dumps).
@@ -132,8 +132,7 @@ class Correlator {
   std::vector<const v1::Attachment*> all_attachments() const;
   std::set<std::string> attachment_devs(const v1::Attachment& a) const;
   std::vector<Owner> owners_of(const std::string& wwid, const std::string& serial) const;
-  v1::AttachmentStatus cinder_status(const std::string& instance_uuid, const std::string& volume_id,
-                                     bool* known) const;
+  v1::AttachmentStatus cinder_status(const std::string& instance_uuid, const std::string& volume_id, bool* known) const;
   const v1::Instance* instance_by_uuid(const std::string& uuid) const;
   bool is_volume_device(const std::string& d) const;
 
@@ -160,8 +159,8 @@ class Correlator {
   CorrelatorOptions opt_;
   std::map<std::string, Dev> devs_;  // by "major:minor"
   std::map<v1::SourceKind, v1::SourceSnapshot> sources_;
-  std::map<std::string, std::vector<v1::Event>> pending_flows_;    // waiting for an identity
-  std::map<std::string, v1::Alert> active_;                        // by alert id
+  std::map<std::string, std::vector<v1::Event>> pending_flows_;  // waiting for an identity
+  std::map<std::string, v1::Alert> active_;                      // by alert id
   std::map<std::string, uint64_t> orphan_since_;
   std::map<std::string, std::set<uint32_t>> instance_pids_;
   std::map<std::string, uint64_t> libvirt_seen_;  // instance/volume -> first seen in libvirt

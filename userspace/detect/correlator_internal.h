@@ -9,7 +9,6 @@
 
 namespace lunwatch::detect::internal {
 
-
 inline bool gone(v1::AttachmentStatus s) {
   return s == v1::ATTACHMENT_DELETED || s == v1::ATTACHMENT_DETACHED || s == v1::ATTACHMENT_ERROR_DETACHING;
 }
@@ -41,8 +40,8 @@ inline bool same_instance(const v1::Attachment& a, const v1::Instance& i) {
   return !a.instance_name().empty() && a.instance_name() == i.name();
 }
 
-inline const std::vector<const v1::Attachment*>& lookup(const std::map<std::string, std::vector<const v1::Attachment*>>& m,
-                                                 const std::string& k) {
+inline const std::vector<const v1::Attachment*>& lookup(
+    const std::map<std::string, std::vector<const v1::Attachment*>>& m, const std::string& k) {
   static const std::vector<const v1::Attachment*> kEmpty;
   auto it = m.find(k);
   return it == m.end() ? kEmpty : it->second;

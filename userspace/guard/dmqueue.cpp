@@ -65,7 +65,8 @@ Result<std::string> run_dmsetup(const std::vector<std::string>& args) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   char buf[4096];
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
     if (left <= 0) break;
     pollfd p{pipefd[0], POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left)) <= 0) break;
@@ -136,7 +137,8 @@ void QueueHold::sync(const std::set<std::string>& in_doubt) {
     }
     held_.insert(name);
     changed = true;
-    log::warn("dm: " + name + " (" + dev + ") switched to fail_if_no_path while its identity is in doubt: I/O queued in "
+    log::warn("dm: " + name + " (" + dev +
+              ") switched to fail_if_no_path while its identity is in doubt: I/O queued in "
               "dm fails instead of reaching whatever LUN answers next");
   }
   for (auto it = held_.begin(); it != held_.end();) {
@@ -145,8 +147,10 @@ void QueueHold::sync(const std::set<std::string>& in_doubt) {
       continue;
     }
     auto m = o_.dmsetup({"message", *it, "0", "queue_if_no_path"});
-    if (m.ok()) log::info("dm: " + *it + " verified again: queue_if_no_path restored");
-    else log::warn("dm: " + *it + ": queue_if_no_path not restored (" + m.error().message + "; map gone?)");
+    if (m.ok())
+      log::info("dm: " + *it + " verified again: queue_if_no_path restored");
+    else
+      log::warn("dm: " + *it + ": queue_if_no_path not restored (" + m.error().message + "; map gone?)");
     it = held_.erase(it);
     changed = true;
   }

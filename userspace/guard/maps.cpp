@@ -59,7 +59,8 @@ Result<GuardMaps> GuardMaps::open(const std::string& dir) {
   };
   if (!get("guard_devs", &g.devs_) || !get("guard_procs", &g.procs_) || !get("guard_allow", &g.allow_) ||
       !get("guard_cfg", &g.cfg_) || !get("guard_stats", &g.stats_) || !get("guard_cgroups", &g.cgroups_))
-    return make_error(Errc::kNotFound, "guard maps not pinned in " + dir + " (has lunwatch run here?): " + std::strerror(errno));
+    return make_error(Errc::kNotFound,
+                      "guard maps not pinned in " + dir + " (has lunwatch run here?): " + std::strerror(errno));
   return g;
 }
 

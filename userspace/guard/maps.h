@@ -56,7 +56,8 @@ class GuardMaps {
 
 // Pins (or replaces) the guard's LSM links so the policy keeps enforcing
 // while the agent restarts; removes them for `guard off`.
-Result<void> pin_links(const std::vector<std::pair<std::string, int>>& name_and_link_fd, const std::string& pin_dir = kPinDir);
+Result<void> pin_links(const std::vector<std::pair<std::string, int>>& name_and_link_fd,
+                       const std::string& pin_dir = kPinDir);
 Result<void> unpin_links(const std::string& pin_dir = kPinDir);
 
 }  // namespace lunwatch::guard

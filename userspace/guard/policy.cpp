@@ -100,7 +100,8 @@ Policy compute_policy(const detect::Correlator& c, const CgroupOf& cgroup_of) {
               std::find(dp.owner_cgroups.begin(), dp.owner_cgroups.end(), cg) == dp.owner_cgroups.end())
             dp.owner_cgroups.push_back(cg);
         }
-      dp.reason += (dp.reason.empty() ? "" : "; ") + (a.instance_name().empty() ? a.instance_uuid() : a.instance_name()) +
+      dp.reason += (dp.reason.empty() ? "" : "; ") +
+                   (a.instance_name().empty() ? a.instance_uuid() : a.instance_name()) +
                    (owner ? " owns " : " does not own ") + id.wwid;
     }
     p.devices[dp.kdev] = dp;

@@ -28,11 +28,11 @@ struct DevicePolicy {
   uint32_t kdev = 0;
   std::string name;
   uint32_t state = LW_GUARD_VERIFIED;
-  std::vector<uint32_t> owners;   // tgids
+  std::vector<uint32_t> owners;         // tgids
   std::vector<uint64_t> owner_cgroups;  // the owners' instance scopes (cgroup v2 ids)
   std::vector<lw_guard_path> paths;
-  std::string reason;             // why these owners
-  uint32_t closed_paths = 0;      // UNVERIFIED for unknown paths: bit i = paths[i] (0: all)
+  std::string reason;         // why these owners
+  uint32_t closed_paths = 0;  // UNVERIFIED for unknown paths: bit i = paths[i] (0: all)
 };
 
 struct Policy {

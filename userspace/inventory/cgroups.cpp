@@ -13,7 +13,8 @@ void CgroupPaths::rescan() {
   namespace fs = std::filesystem;
   by_id_.clear();
   struct stat st {};
-  if (::stat(mount_.c_str(), &st) == 0) by_id_.emplace(st.st_ino, std::string(1, '/'));  // not = "/": GCC 12 -Wrestrict false positive
+  if (::stat(mount_.c_str(), &st) == 0)
+    by_id_.emplace(st.st_ino, std::string(1, '/'));  // not = "/": GCC 12 -Wrestrict false positive
   std::error_code ec;
   fs::recursive_directory_iterator it(mount_, fs::directory_options::skip_permission_denied, ec), end;
   for (; !ec && it != end; it.increment(ec)) {

@@ -16,7 +16,6 @@ namespace {
 
 constexpr int64_t kLatestExpiry = 7258118400;  // 2200-01-01T00:00:00Z
 
-
 using json = nlohmann::json;
 
 const json* member(const json& obj, const char* key) {
@@ -306,8 +305,8 @@ std::optional<int64_t> parse_cinder_time(std::string_view text) {
   std::string s(text);
   std::tm tm{};
   int consumed = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                  &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                  &tm.tm_sec, &consumed) != 6 ||
       consumed != 19) {
     // Cinder also writes a space instead of the T.
     if (std::sscanf(s.c_str(), "%4d-%2d-%2d %2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
@@ -371,8 +370,10 @@ Result<AttachmentsPage> parse_attachments_page(std::string_view text) {
     a.set_attach_mode(string_at(e, "attach_mode").value_or(""));
     a.set_project_id(string_at(e, "project_id").value_or(""));
     a.set_attached_host(string_at(e, "attached_host").value_or(""));
-    if (auto t = string_at(e, "attached_at"); t && !t->empty()) a.set_attached_at_unix(parse_cinder_time(*t).value_or(0));
-    if (auto t = string_at(e, "detached_at"); t && !t->empty()) a.set_detached_at_unix(parse_cinder_time(*t).value_or(0));
+    if (auto t = string_at(e, "attached_at"); t && !t->empty())
+      a.set_attached_at_unix(parse_cinder_time(*t).value_or(0));
+    if (auto t = string_at(e, "detached_at"); t && !t->empty())
+      a.set_detached_at_unix(parse_cinder_time(*t).value_or(0));
     if (const json* ci_json = member(e, "connection_info")) {
       auto ci = parse_connection_info(*ci_json);
       if (ci) {
@@ -480,14 +481,14 @@ std::string KeystoneAuth::request_body() const {
   };
   json auth;
   if (!config_.application_credential_id.empty()) {
-    auth["identity"] = {{"methods", {"application_credential"}},
-                        {"application_credential",
-                         {{"id", config_.application_credential_id},
-                          {"secret", config_.application_credential_secret.reveal()}}}};
+    auth["identity"] = {
+        {"methods", {"application_credential"}},
+        {"application_credential",
+         {{"id", config_.application_credential_id}, {"secret", config_.application_credential_secret.reveal()}}}};
   } else {
-    json user = config_.user_id.empty()
-                    ? json{{"name", config_.username}, {"domain", domain(config_.user_domain_id, config_.user_domain_name)}}
-                    : json{{"id", config_.user_id}};
+    json user = config_.user_id.empty() ? json{{"name", config_.username},
+                                               {"domain", domain(config_.user_domain_id, config_.user_domain_name)}}
+                                        : json{{"id", config_.user_id}};
     user["password"] = config_.password.reveal();
     auth["identity"] = {{"methods", {"password"}}, {"password", {{"user", user}}}};
     json project = config_.project_id.empty()
@@ -554,8 +555,7 @@ Result<void> KeystoneAuth::authenticate() {
 }
 
 Result<const Secret*> KeystoneAuth::token() {
-  if (!token_.empty() &&
-      (!expires_at_ || std::chrono::system_clock::now() + std::chrono::minutes(1) < *expires_at_)) {
+  if (!token_.empty() && (!expires_at_ || std::chrono::system_clock::now() + std::chrono::minutes(1) < *expires_at_)) {
     return &token_;
   }
   auto r = authenticate();
@@ -571,9 +571,7 @@ CinderClient::CinderClient(KeystoneConfig keystone, CinderOptions options)
       options_(std::move(options)),
       override_(keystone.endpoint_override) {}
 
-std::string CinderClient::describe() const {
-  return override_.empty() ? auth_.describe() : url_for_display(override_);
-}
+std::string CinderClient::describe() const { return override_.empty() ? auth_.describe() : url_for_display(override_); }
 
 Result<HttpResponse> CinderClient::get(const std::string& url, bool& reauthed) {
   for (;;) {

@@ -83,8 +83,8 @@ Result<KeystoneTokenInfo> parse_keystone_token(std::string_view json);
 
 // block-storage first, then volumev3; the interface must match; region
 // must match when given.
-Result<std::string> select_volume_endpoint(const std::vector<CatalogEndpoint>& catalog,
-                                           const std::string& interface, const std::string& region);
+Result<std::string> select_volume_endpoint(const std::vector<CatalogEndpoint>& catalog, const std::string& interface,
+                                           const std::string& region);
 
 // An endpoint URL -> ".../v3/<project>" base for attachment requests:
 // substitutes {project_id}, %(project_id)s, $(project_id)s and $(tenant_id)s;

@@ -30,7 +30,8 @@ Result<void> normalise(v1::Attachment& a, const std::string& where) {
     return make_error(Errc::kParse, where + ": no owner (instance_uuid or instance_name)");
   }
   if (a.volume_id().empty() && a.device_path().empty() && a.targets().empty() && a.expected_wwid().empty()) {
-    return make_error(Errc::kParse, where + ": nothing to match a device on (volume_id, device_path, targets, expected_wwid)");
+    return make_error(Errc::kParse,
+                      where + ": nothing to match a device on (volume_id, device_path, targets, expected_wwid)");
   }
   for (int i = 0; i < a.targets_size(); ++i) {
     v1::TargetLun* t = a.mutable_targets(i);

@@ -41,7 +41,8 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
   std::string_view value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) value.remove_suffix(1);
+  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
+    value.remove_suffix(1);
   (*headers)[name] = std::string(value);
   return len;
 }
@@ -116,8 +117,8 @@ Result<HttpResponse> HttpClient::request(const std::string& method, const std::s
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, nullptr);
   if (sink.overflow) {
-    return make_error(Errc::kTruncated, shown + ": response larger than " +
-                                            std::to_string(options_.max_body_bytes) + " bytes, abandoned");
+    return make_error(Errc::kTruncated, shown + ": response larger than " + std::to_string(options_.max_body_bytes) +
+                                            " bytes, abandoned");
   }
   if (rc != CURLE_OK) {
     std::string why = errbuf[0] != 0 ? errbuf : curl_easy_strerror(rc);

@@ -43,13 +43,13 @@ std::string parse_proc_cgroup_v2(std::string_view text);
 std::vector<std::string> split_cmdline(std::string_view raw);
 
 struct InstanceResolverStats {
-  uint64_t lookups = 0;     // resolve() calls
-  uint64_t cache_hits = 0;  // answered from the (tgid, start time) cache
-  uint64_t vanished = 0;    // process gone before or during the lookup
-  uint64_t host = 0;        // resolved to "host process"
-  uint64_t instances = 0;   // resolved to a qemu instance (cache misses only)
-  uint64_t pid_reuse = 0;   // cached tgid came back with another start time
-  uint64_t read_errors = 0; // /proc unreadable for another reason than "gone" (EMFILE...)
+  uint64_t lookups = 0;      // resolve() calls
+  uint64_t cache_hits = 0;   // answered from the (tgid, start time) cache
+  uint64_t vanished = 0;     // process gone before or during the lookup
+  uint64_t host = 0;         // resolved to "host process"
+  uint64_t instances = 0;    // resolved to a qemu instance (cache misses only)
+  uint64_t pid_reuse = 0;    // cached tgid came back with another start time
+  uint64_t read_errors = 0;  // /proc unreadable for another reason than "gone" (EMFILE...)
 };
 
 // Reads /proc/<pid>/{stat,cmdline,cgroup,comm} and the libvirt domain XML

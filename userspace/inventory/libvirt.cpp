@@ -120,8 +120,8 @@ Result<LibvirtDomain> parse_libvirt_domain(std::string_view xml) {
   // parse_default: no DTD/entity expansion beyond the predefined ones.
   pugi::xml_parse_result r = doc.load_buffer(xml.data(), xml.size(), pugi::parse_default, pugi::encoding_utf8);
   if (!r) {
-    return make_error(Errc::kParse, std::string("libvirt XML: ") + r.description() + " at offset " +
-                                        std::to_string(r.offset));
+    return make_error(Errc::kParse,
+                      std::string("libvirt XML: ") + r.description() + " at offset " + std::to_string(r.offset));
   }
   LibvirtDomain out;
   pugi::xml_node domain;

@@ -20,8 +20,8 @@ namespace lunwatch::inventory {
 struct LibvirtDomain {
   v1::Instance instance;  // uuid, name, pid (live XML), display name, owner (Nova metadata)
   std::vector<v1::Attachment> attachments;
-  bool live = false;       // parsed from <domstatus>
-  std::string state;       // domstatus state attribute ("running", "paused", ...)
+  bool live = false;         // parsed from <domstatus>
+  std::string state;         // domstatus state attribute ("running", "paused", ...)
   std::string nova_version;  // metadata namespace version: "1.0", "1.1" or ""
 };
 

@@ -56,7 +56,8 @@ inline std::string redact(std::string text, std::initializer_list<const Secret*>
   for (const Secret* s : secrets) {
     if (s == nullptr || s->reveal().size() < 4) continue;
     const std::string& v = s->reveal();
-    for (size_t pos = text.find(v); pos != std::string::npos; pos = text.find(v, pos + 3)) text.replace(pos, v.size(), "***");
+    for (size_t pos = text.find(v); pos != std::string::npos; pos = text.find(v, pos + 3))
+      text.replace(pos, v.size(), "***");
   }
   for (char& c : text) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';

@@ -20,8 +20,7 @@ Result<std::string> read_file_capped(const std::string& path, size_t max_bytes) 
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     int e = errno;
-    return make_error(e == ENOENT || e == ESRCH ? Errc::kNotFound : Errc::kIo,
-                      path + ": " + std::strerror(e));
+    return make_error(e == ENOENT || e == ESRCH ? Errc::kNotFound : Errc::kIo, path + ": " + std::strerror(e));
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
@@ -30,8 +29,8 @@ Result<std::string> read_file_capped(const std::string& path, size_t max_bytes) 
     return make_error(Errc::kIo, path + ": " + std::strerror(e));
   }
   auto too_large = [&] {
-    return make_error(Errc::kTruncated, path + ": larger than " + std::to_string(max_bytes >> 20) +
-                                            " MiB (" + std::to_string(max_bytes) + " bytes), not read");
+    return make_error(Errc::kTruncated, path + ": larger than " + std::to_string(max_bytes >> 20) + " MiB (" +
+                                            std::to_string(max_bytes) + " bytes), not read");
   };
   if (st.st_size > 0 && static_cast<uint64_t>(st.st_size) > max_bytes) {
     ::close(fd);

@@ -21,7 +21,8 @@ static_assert(sizeof(lw_error_event) == 16 + 24 + 12 + 4 + LW_SENSE_LEN + LW_NAM
 static_assert(sizeof(lw_lifecycle_event) == 16 + 24 + 24 + LW_NAME_LEN);
 static_assert(sizeof(lw_flow_key) == 8);
 static_assert(sizeof(lw_guard_event) == 16 + 32 + LW_COMM_LEN);
-static_assert(sizeof(lw_guard_dev) == 32 + 4 * LW_GUARD_MAX_OWNERS + 16 * LW_GUARD_MAX_PATHS + 8 + 8 * LW_GUARD_MAX_OWNER_CGROUPS);
+static_assert(sizeof(lw_guard_dev) ==
+              32 + 4 * LW_GUARD_MAX_OWNERS + 16 * LW_GUARD_MAX_PATHS + 8 + 8 * LW_GUARD_MAX_OWNER_CGROUPS);
 static_assert(sizeof(lw_flow_val) == 56);
 
 namespace {
@@ -82,11 +83,12 @@ std::string format_hctl(uint32_t host, uint32_t channel, uint32_t target, uint64
 
 Result<v1::Event> decode_event(std::span<const uint8_t> rec) {
   if (rec.size() < sizeof(lw_hdr))
-    return make_error(Errc::kTruncated, "record of " + std::to_string(rec.size()) + " bytes is shorter than its header");
+    return make_error(Errc::kTruncated,
+                      "record of " + std::to_string(rec.size()) + " bytes is shorter than its header");
   auto hdr = load<lw_hdr>(rec);
   if (hdr.size < sizeof(lw_hdr) || hdr.size > rec.size())
-    return make_error(Errc::kParse, "record says " + std::to_string(hdr.size) + " bytes but has " +
-                                        std::to_string(rec.size()));
+    return make_error(Errc::kParse,
+                      "record says " + std::to_string(hdr.size) + " bytes but has " + std::to_string(rec.size()));
   auto body = rec.first(hdr.size);
   auto need = [&](size_t n) -> bool { return body.size() >= n; };
   auto truncated = [&](const char* what, size_t n) {
@@ -164,8 +166,10 @@ Result<v1::Event> decode_event(std::span<const uint8_t> rec) {
       l->set_code_name(lifecycle_code_name(e.kind, e.code));
       std::string name = bounded(e.name, sizeof e.name);
       if (e.kind == LW_LC_DM_PATH_FAIL || e.kind == LW_LC_DM_PATH_REINSTATE) {
-        if (auto d = parse_devnum(name)) l->set_path(to_string(*d));
-        else l->set_path_name(name);
+        if (auto d = parse_devnum(name))
+          l->set_path(to_string(*d));
+        else
+          l->set_path_name(name);
       }
       l->set_pid(e.tgid);
       break;
@@ -181,15 +185,14 @@ Result<v1::Event> decode_event(std::span<const uint8_t> rec) {
                    : e.state == LW_GUARD_UNVERIFIED ? "unverified"
                    : e.state == LW_GUARD_QUARANTINE ? "quarantined"
                                                     : "unknown");
-      g->set_mode(e.mode == LW_GUARD_ENFORCE ? v1::GUARD_ENFORCE
+      g->set_mode(e.mode == LW_GUARD_ENFORCE   ? v1::GUARD_ENFORCE
                   : e.mode == LW_GUARD_MONITOR ? v1::GUARD_MONITOR
                                                : v1::GUARD_OFF);
       g->set_denied(e.denied != 0);
       g->set_write((e.mask & 2) != 0);
       break;
     }
-    default:
-      return make_error(Errc::kUnknownType, "unknown event type " + std::to_string(hdr.type));
+    default: return make_error(Errc::kUnknownType, "unknown event type " + std::to_string(hdr.type));
   }
   return ev;
 }

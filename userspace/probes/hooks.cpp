@@ -16,12 +16,18 @@ const char* attach_kind_name(AttachKind k) {
 namespace {
 
 HookSpec tracepoint(std::string subsystem, std::string tp, std::string prog, std::string purpose) {
-  return {tp, std::move(subsystem), tp, std::move(purpose),
+  return {tp,
+          std::move(subsystem),
+          tp,
+          std::move(purpose),
           {{prog, AttachKind::kTpBtf}, {prog + "_raw", AttachKind::kRawTp}}};
 }
 
 HookSpec function(std::string subsystem, std::string name, std::string fn, std::string prog, std::string purpose) {
-  return {std::move(name), std::move(subsystem), std::move(fn), std::move(purpose),
+  return {std::move(name),
+          std::move(subsystem),
+          std::move(fn),
+          std::move(purpose),
           {{prog, AttachKind::kFentry}, {prog + "_kp", AttachKind::kKprobe}}};
 }
 
@@ -49,9 +55,15 @@ const std::vector<HookSpec>& hook_specs() {
       function("iscsi", "iscsi_conn_error", "iscsi_conn_error_event", "lw_iscsi_err", "iSCSI connection error"),
       function("iscsi", "iscsi_conn_login", "iscsi_conn_login_event", "lw_iscsi_login", "iSCSI login state change"),
       function("dm", "dm_path_event", "dm_path_uevent", "lw_dm_path", "dm-multipath path failed / reinstated"),
-      {"guard_file_permission", "guard", "file_permission", "guard: refuse read/write of a guarded block device",
+      {"guard_file_permission",
+       "guard",
+       "file_permission",
+       "guard: refuse read/write of a guarded block device",
        {{"lw_guard_perm", AttachKind::kLsm}}},
-      {"guard_file_open", "guard", "file_open", "guard: refuse opening a guarded block device",
+      {"guard_file_open",
+       "guard",
+       "file_open",
+       "guard: refuse opening a guarded block device",
        {{"lw_guard_open", AttachKind::kLsm}}},
   };
   return specs;

@@ -7,19 +7,22 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <map>
 #include <mutex>
 #include <regex>
 #include <set>
+#include <sstream>
 
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
 #include "common/log.h"
 #include "lunwatch.skel.h"
 #include "probes/decode.h"
@@ -27,9 +30,6 @@
 #include "probes/flow_sweep.h"
 #include "probes/hooks.h"
 #include "probes/pin_dir.h"
-#include <sys/mount.h>
-#include <sys/statfs.h>
-#include <linux/magic.h>
 
 namespace lunwatch::probes {
 namespace {
@@ -173,7 +173,8 @@ void choose(Choice& c, KernelFeatures& kf, const std::set<std::string>& disabled
         }
         if (reads_module_types(*c.spec) && module_btf_missing(kf.btf_dir())) {
           why += why.empty() ? "" : "; ";
-          why += "no module BTF on this kernel (CONFIG_DEBUG_INFO_BTF_MODULES unset): the raw_tp twin reads module types";
+          why +=
+              "no module BTF on this kernel (CONFIG_DEBUG_INFO_BTF_MODULES unset): the raw_tp twin reads module types";
           break;
         }
         // A raw tracepoint needs no BTF: a module's tracepoint on a kernel without
@@ -207,7 +208,8 @@ void choose(Choice& c, KernelFeatures& kf, const std::set<std::string>& disabled
       case AttachKind::kKprobe:
         if (reads_module_types(*c.spec) && module_btf_missing(kf.btf_dir())) {
           why += why.empty() ? "" : "; ";
-          why += "no module BTF on this kernel (CONFIG_DEBUG_INFO_BTF_MODULES unset): the kprobe twin reads module types";
+          why +=
+              "no module BTF on this kernel (CONFIG_DEBUG_INFO_BTF_MODULES unset): the kprobe twin reads module types";
         } else if (!kf.kprobes_supported()) {
           why += why.empty() ? "" : "; ";
           why += "kprobes not supported by this kernel";
@@ -296,8 +298,7 @@ struct Probes::Impl {
 namespace {
 int on_record(void* ctx, void* data, size_t size) {
   auto* impl = static_cast<Probes::Impl*>(ctx);
-  consume_record(std::span<const uint8_t>(static_cast<const uint8_t*>(data), size), *impl->consumer,
-                 *impl->handler);
+  consume_record(std::span<const uint8_t>(static_cast<const uint8_t*>(data), size), *impl->consumer, *impl->handler);
   impl->handled++;
   return 0;
 }
@@ -324,7 +325,8 @@ std::string module_signature(const std::string& btf_dir) {
     names.push_back(name + ":" + state);
   }
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(btf_dir, ec)) names.push_back("btf/" + e.path().filename().string());
+  for (const auto& e : std::filesystem::directory_iterator(btf_dir, ec))
+    names.push_back("btf/" + e.path().filename().string());
   std::sort(names.begin(), names.end());
   std::string sig;
   for (const auto& n : names) sig += n + "\n";
@@ -350,10 +352,11 @@ std::vector<v1::HookState> Probes::plan(const ProbeOptions& options) {
 
 Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
   if (!has_bpf_privileges())
-    return make_error(Errc::kNotRoot, "lunwatch needs root (or CAP_BPF with CAP_PERFMON, or CAP_SYS_ADMIN) to load BPF");
+    return make_error(Errc::kNotRoot,
+                      "lunwatch needs root (or CAP_BPF with CAP_PERFMON, or CAP_SYS_ADMIN) to load BPF");
   if (!std::filesystem::exists(options.btf_dir + "/vmlinux"))
-    return make_error(Errc::kNoBtf, "kernel BTF missing: " + options.btf_dir +
-                                        "/vmlinux not found (needs CONFIG_DEBUG_INFO_BTF=y)");
+    return make_error(Errc::kNoBtf,
+                      "kernel BTF missing: " + options.btf_dir + "/vmlinux not found (needs CONFIG_DEBUG_INFO_BTF=y)");
   {
     std::lock_guard<std::mutex> lock(g_print_mu);
     g_verbose = options.verbose;
@@ -365,8 +368,7 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
   bool cleared_pins = false;
 
   KernelFeatures kf(options.btf_dir);
-  if (!kf.has_vmlinux_btf())
-    return make_error(Errc::kNoBtf, "kernel BTF unreadable: " + options.btf_dir + "/vmlinux");
+  if (!kf.has_vmlinux_btf()) return make_error(Errc::kNoBtf, "kernel BTF unreadable: " + options.btf_dir + "/vmlinux");
   auto choices = initial_choices(options, kf);
   bool rescan_takes_sdev = kf.func_param_struct("scsi_rescan_device", 0) == "scsi_device";
 
@@ -418,13 +420,17 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
         Choice* c = by_prog[m[1].str()];
         c->state.set_status(v1::HOOK_FAILED);
         std::string detail = core_relo_failure(capture.text);
-        if (detail.empty()) detail = last_lines(capture.text, 3);
-        else detail = "this kernel's types lack a field it reads: " + detail;
+        if (detail.empty())
+          detail = last_lines(capture.text, 3);
+        else
+          detail = "this kernel's types lack a field it reads: " + detail;
         c->state.set_reason("load of " + m[1].str() + " failed: " + strerror(-err) + ": " + detail);
         if (c->spec->subsystem == "guard" && err == -EPERM) {
           // A kernel that lists the bpf LSM but refuses its programs: a missing feature, not a bug.
           c->state.set_status(v1::HOOK_NOT_PRESENT);
-          c->state.set_reason("this kernel refuses BPF LSM programs (EPERM at load, no verifier log): guard unavailable, detection only");
+          c->state.set_reason(
+              "this kernel refuses BPF LSM programs (EPERM at load, no verifier log): guard unavailable, detection "
+              "only");
         }
         c->alt++;
         if (c->state.status() == v1::HOOK_NOT_PRESENT) {
@@ -443,10 +449,11 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
                                                 " KiB: raise it (ulimit -l unlimited, or LimitMEMLOCK=infinity)");
         return make_error(Errc::kBpfNotPermitted,
                           "the kernel refused BPF (EPERM): lockdown, a seccomp/container policy, or missing "
-                          "capabilities; " + last_lines(capture.text, 2));
+                          "capabilities; " +
+                              last_lines(capture.text, 2));
       }
-      return make_error(Errc::kLoadFailed, std::string("BPF load failed: ") + strerror(-err) + ": " +
-                                               last_lines(capture.text, 4));
+      return make_error(Errc::kLoadFailed,
+                        std::string("BPF load failed: ") + strerror(-err) + ": " + last_lines(capture.text, 4));
     }
 
     // Attach every loaded program.
@@ -472,7 +479,8 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
       c->state.set_attach(attach_kind_name(a.kind));
       // On a fallback, keep why the preferred alternative was dropped (the kernel table).
       if (c->alt > 0 && !c->state.reason().empty())
-        c->state.set_reason("fallback to " + std::string(attach_kind_name(a.kind)) + ": " + c->state.reason().substr(0, 400));
+        c->state.set_reason("fallback to " + std::string(attach_kind_name(a.kind)) + ": " +
+                            c->state.reason().substr(0, 400));
       else
         c->state.set_reason("");
     }
@@ -593,9 +601,9 @@ std::vector<std::pair<std::string, int>> Probes::guard_links() const {
   // The LSM programs, and the hooks whose programs close guarded devices on
   // "identity may have changed" events (lw_guard_close): pinned, they keep
   // failing closed while no agent runs (a remap during a restart).
-  static const std::set<std::string> fail_closed = {
-      "scsi_dispatch_cmd_done", "scsi_device_rescan",    "scsi_host_scan", "iscsi_host_scan",
-      "fc_host_scan",           "scsi_device_event",     "iscsi_session_unblock", "dm_path_event"};
+  static const std::set<std::string> fail_closed = {"scsi_dispatch_cmd_done", "scsi_device_rescan", "scsi_host_scan",
+                                                    "iscsi_host_scan",        "fc_host_scan",       "scsi_device_event",
+                                                    "iscsi_session_unblock",  "dm_path_event"};
   std::vector<std::pair<std::string, int>> out;
   for (size_t i = 0; i < impl_->programs.size(); ++i) {
     const auto& [prog, hook] = impl_->programs[i];
@@ -671,7 +679,8 @@ int Probes::attach_new_modules() {
       std::smatch m;
       if (std::regex_search(capture.text, m, failed_re) && by_prog.count(m[1].str())) {
         Choice* c = by_prog[m[1].str()];
-        std::string reason = "load of " + m[1].str() + " failed: " + strerror(-err) + ": " + last_lines(capture.text, 3);
+        std::string reason =
+            "load of " + m[1].str() + " failed: " + strerror(-err) + ": " + last_lines(capture.text, 3);
         c->alt++;
         choose(*c, kf, im.options.disabled_hooks);
         if (!usable(*c)) {

@@ -24,13 +24,13 @@ namespace lunwatch::probes {
 struct ProbeOptions {
   std::set<std::string> disabled_hooks;  // by HookSpec::name, or an attach kind ("fentry") for all of it
   uint64_t error_ratelimit_ns = 1'000'000'000;
-  uint32_t self_tgid = 0;          // 0: this process
+  uint32_t self_tgid = 0;  // 0: this process
   std::string btf_dir = "/sys/kernel/btf";
-  bool verbose = false;            // pass libbpf's messages to the log
-  bool run_stats = true;           // kernel per-program run count/time while we run (BPF_ENABLE_STATS)
+  bool verbose = false;                          // pass libbpf's messages to the log
+  bool run_stats = true;                         // kernel per-program run count/time while we run (BPF_ENABLE_STATS)
   std::string pin_dir = "/sys/fs/bpf/lunwatch";  // guard maps (and links) pinned here
-  bool guard = false;              // load the guard's LSM programs (guard mode monitor or enforce)
-  uint32_t ring_bytes = 0;         // ring buffer size (power of 2, >= page); 0: the object's 1 MiB (tests shrink it)
+  bool guard = false;                            // load the guard's LSM programs (guard mode monitor or enforce)
+  uint32_t ring_bytes = 0;  // ring buffer size (power of 2, >= page); 0: the object's 1 MiB (tests shrink it)
 };
 
 struct FlowRecord {

@@ -34,7 +34,8 @@ Result<void> prepare_pin_dir(const std::string& pin_dir, const std::string& stan
     if (!on_bpffs(parent))
       return make_error(Errc::kInvalidArgument, "pin dir " + pin_dir + ": " + parent +
                                                     " is not bpffs (refusing to mount bpffs over it; use a pin dir "
-                                                    "under " + standard_bpffs + ")");
+                                                    "under " +
+                                                    standard_bpffs + ")");
   }
   auto d = ensure_private_dir(pin_dir, 0700);
   if (!d) return make_error(Errc::kInvalidArgument, "pin dir unsafe, refusing to start: " + d.error().message);

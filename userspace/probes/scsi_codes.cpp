@@ -83,13 +83,26 @@ std::string status_name(uint8_t s) {
 }
 
 std::string host_byte_name(uint8_t h) {
-  static constexpr std::array<const char*, 0x14> kNames = {
-      "DID_OK",          "DID_NO_CONNECT",  "DID_BUS_BUSY",    "DID_TIME_OUT",
-      "DID_BAD_TARGET",  "DID_ABORT",       "DID_PARITY",      "DID_ERROR",
-      "DID_RESET",       "DID_BAD_INTR",    "DID_PASSTHROUGH", "DID_SOFT_ERROR",
-      "DID_IMM_RETRY",   "DID_REQUEUE",     "DID_TRANSPORT_DISRUPTED",
-      "DID_TRANSPORT_FAILFAST", "DID_TARGET_FAILURE", "DID_NEXUS_FAILURE",
-      "DID_ALLOC_FAILURE", "DID_MEDIUM_ERROR"};
+  static constexpr std::array<const char*, 0x14> kNames = {"DID_OK",
+                                                           "DID_NO_CONNECT",
+                                                           "DID_BUS_BUSY",
+                                                           "DID_TIME_OUT",
+                                                           "DID_BAD_TARGET",
+                                                           "DID_ABORT",
+                                                           "DID_PARITY",
+                                                           "DID_ERROR",
+                                                           "DID_RESET",
+                                                           "DID_BAD_INTR",
+                                                           "DID_PASSTHROUGH",
+                                                           "DID_SOFT_ERROR",
+                                                           "DID_IMM_RETRY",
+                                                           "DID_REQUEUE",
+                                                           "DID_TRANSPORT_DISRUPTED",
+                                                           "DID_TRANSPORT_FAILFAST",
+                                                           "DID_TARGET_FAILURE",
+                                                           "DID_NEXUS_FAILURE",
+                                                           "DID_ALLOC_FAILURE",
+                                                           "DID_MEDIUM_ERROR"};
   if (h < kNames.size()) return kNames[h];
   if (h == 0x14) return "DID_TRANSPORT_MARGINAL";
   return hex(h);
@@ -130,10 +143,9 @@ std::string opcode_name(uint8_t op) {
 
 std::string sense_key_name(uint8_t key) {
   static constexpr std::array<const char*, 16> kNames = {
-      "NO_SENSE",       "RECOVERED_ERROR", "NOT_READY",      "MEDIUM_ERROR",
-      "HARDWARE_ERROR", "ILLEGAL_REQUEST", "UNIT_ATTENTION", "DATA_PROTECT",
-      "BLANK_CHECK",    "VENDOR_SPECIFIC", "COPY_ABORTED",   "ABORTED_COMMAND",
-      "EQUAL",          "VOLUME_OVERFLOW", "MISCOMPARE",     "COMPLETED"};
+      "NO_SENSE",       "RECOVERED_ERROR", "NOT_READY",   "MEDIUM_ERROR",    "HARDWARE_ERROR", "ILLEGAL_REQUEST",
+      "UNIT_ATTENTION", "DATA_PROTECT",    "BLANK_CHECK", "VENDOR_SPECIFIC", "COPY_ABORTED",   "ABORTED_COMMAND",
+      "EQUAL",          "VOLUME_OVERFLOW", "MISCOMPARE",  "COMPLETED"};
   return kNames[key & 0xf];
 }
 
@@ -174,17 +186,36 @@ bool decode_sense(std::span<const uint8_t> b, v1::Sense* out) {
 
 std::string iscsi_err_name(int32_t e) {
   // include/scsi/iscsi_if.h, enum iscsi_err (ISCSI_ERR_BASE = 1000).
-  static constexpr std::array<const char*, 30> kNames = {
-      "ISCSI_OK",                 "ISCSI_ERR_DATASN",       "ISCSI_ERR_DATA_OFFSET",
-      "ISCSI_ERR_MAX_CMDSN",      "ISCSI_ERR_EXP_CMDSN",    "ISCSI_ERR_BAD_OPCODE",
-      "ISCSI_ERR_DATALEN",        "ISCSI_ERR_AHSLEN",       "ISCSI_ERR_PROTO",
-      "ISCSI_ERR_LUN",            "ISCSI_ERR_BAD_ITT",      "ISCSI_ERR_CONN_FAILED",
-      "ISCSI_ERR_R2TSN",          "ISCSI_ERR_SESSION_FAILED", "ISCSI_ERR_HDR_DGST",
-      "ISCSI_ERR_DATA_DGST",      "ISCSI_ERR_PARAM_NOT_FOUND", "ISCSI_ERR_NO_SCSI_CMD",
-      "ISCSI_ERR_INVALID_HOST",   "ISCSI_ERR_XMIT_FAILED",  "ISCSI_ERR_TCP_CONN_CLOSE",
-      "ISCSI_ERR_SCSI_EH_SESSION_RST", "ISCSI_ERR_NOP_TIMEDOUT", "ISCSI_ERR_NO_IP_ADDR",
-      "ISCSI_ERR_NO_CFG",         "ISCSI_ERR_NO_FREE_TABLE", "ISCSI_ERR_NO_AUTH",
-      "ISCSI_ERR_INVALID_LOGIN_STATE", "ISCSI_ERR_FLOWCONTROL_MISMATCH", "?"};
+  static constexpr std::array<const char*, 30> kNames = {"ISCSI_OK",
+                                                         "ISCSI_ERR_DATASN",
+                                                         "ISCSI_ERR_DATA_OFFSET",
+                                                         "ISCSI_ERR_MAX_CMDSN",
+                                                         "ISCSI_ERR_EXP_CMDSN",
+                                                         "ISCSI_ERR_BAD_OPCODE",
+                                                         "ISCSI_ERR_DATALEN",
+                                                         "ISCSI_ERR_AHSLEN",
+                                                         "ISCSI_ERR_PROTO",
+                                                         "ISCSI_ERR_LUN",
+                                                         "ISCSI_ERR_BAD_ITT",
+                                                         "ISCSI_ERR_CONN_FAILED",
+                                                         "ISCSI_ERR_R2TSN",
+                                                         "ISCSI_ERR_SESSION_FAILED",
+                                                         "ISCSI_ERR_HDR_DGST",
+                                                         "ISCSI_ERR_DATA_DGST",
+                                                         "ISCSI_ERR_PARAM_NOT_FOUND",
+                                                         "ISCSI_ERR_NO_SCSI_CMD",
+                                                         "ISCSI_ERR_INVALID_HOST",
+                                                         "ISCSI_ERR_XMIT_FAILED",
+                                                         "ISCSI_ERR_TCP_CONN_CLOSE",
+                                                         "ISCSI_ERR_SCSI_EH_SESSION_RST",
+                                                         "ISCSI_ERR_NOP_TIMEDOUT",
+                                                         "ISCSI_ERR_NO_IP_ADDR",
+                                                         "ISCSI_ERR_NO_CFG",
+                                                         "ISCSI_ERR_NO_FREE_TABLE",
+                                                         "ISCSI_ERR_NO_AUTH",
+                                                         "ISCSI_ERR_INVALID_LOGIN_STATE",
+                                                         "ISCSI_ERR_FLOWCONTROL_MISMATCH",
+                                                         "?"};
   if (e == 0) return kNames[0];
   int idx = e - 1000;
   if (idx >= 1 && idx < static_cast<int>(kNames.size()) - 1) return kNames[idx];

@@ -30,10 +30,7 @@ std::string sha256_hex(const std::string& bytes) {
   return out;
 }
 
-namespace {
-
-
-}  // namespace
+namespace {}  // namespace
 
 Result<uint64_t> write_dump(const std::string& path, const v1::CaptureDump& dump) {
   std::string body;
@@ -46,7 +43,8 @@ Result<uint64_t> write_dump(const std::string& path, const v1::CaptureDump& dump
   file += body;
   auto w = lunwatch::write_atomic(path, file);  // unique O_EXCL temp, fsync, rename; 0600
   if (!w.ok()) return w.error();
-  auto s = lunwatch::write_atomic(path + ".sha256", sha256_hex(file) + "  " + fs::path(path).filename().string() + "\n");
+  auto s =
+      lunwatch::write_atomic(path + ".sha256", sha256_hex(file) + "  " + fs::path(path).filename().string() + "\n");
   if (!s.ok()) return s.error();
   return static_cast<uint64_t>(file.size());
 }
@@ -69,8 +67,8 @@ Result<v1::CaptureDump> read_dump(const std::string& path, DumpCheck* check) {
   std::memcpy(&v, file.data() + magic, sizeof v);
   std::memcpy(&n, file.data() + magic + 4, sizeof n);
   if (v != kDumpVersion)
-    return make_error(Errc::kParse, path + " is dump format version " + std::to_string(v) + "; this lunwatch reads version " +
-                                        std::to_string(kDumpVersion));
+    return make_error(Errc::kParse, path + " is dump format version " + std::to_string(v) +
+                                        "; this lunwatch reads version " + std::to_string(kDumpVersion));
   size_t have = file.size() - magic - 12;
   if (n > have)
     return make_error(Errc::kTruncated, path + " is truncated: header says " + std::to_string(n) + " bytes, file has " +
@@ -86,7 +84,8 @@ Result<v1::CaptureDump> read_dump(const std::string& path, DumpCheck* check) {
       check->checksum_present = true;
       check->checksum_ok = want == sha256_hex(file);
     }
-    if (dump.format_version() != kDumpVersion) check->problems.push_back("format_version field disagrees with the header");
+    if (dump.format_version() != kDumpVersion)
+      check->problems.push_back("format_version field disagrees with the header");
     if (!dump.has_trigger()) check->problems.push_back("no trigger alert");
     uint64_t last = 0;
     bool ordered = true, trigger_seen = dump.trigger_seq() == 0;

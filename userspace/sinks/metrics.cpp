@@ -20,52 +20,83 @@ const std::vector<MetricInfo>& metric_catalog() {
       {"lunwatch_alerts_active", "gauge", "Alerts firing now (unresolved)", {"rule", "severity"}},
       {"lunwatch_events_total", "counter", "Events consumed by the correlator, by type", {"type"}},
       {"lunwatch_kernel_drops_total", "counter", "Events or updates lost in the kernel, by cause", {"cause"}},
-      {"lunwatch_probe_state", "gauge", "1 for each hook's current state (attached, not_present, failed, disabled)",
+      {"lunwatch_probe_state",
+       "gauge",
+       "1 for each hook's current state (attached, not_present, failed, disabled)",
        {"hook", "subsystem", "state"}},
       {"lunwatch_probe_runs_total", "counter", "BPF program runs (kernel.bpf_stats)", {"program", "hook"}},
       {"lunwatch_probe_run_seconds_total", "counter", "BPF program run time (kernel.bpf_stats)", {"program", "hook"}},
       {"lunwatch_flows_active", "gauge", "(process, device) flows the kernel is counting", {}},
-      {"lunwatch_flow_bytes_total", "counter", "Bytes of block I/O by Nova instance (domain name, \"host\" for host processes) and volume",
+      {"lunwatch_flow_bytes_total",
+       "counter",
+       "Bytes of block I/O by Nova instance (domain name, \"host\" for host processes) and volume",
        {"nova_instance", "volume", "op"}},
       {"lunwatch_scsi_devices", "gauge", "SCSI devices by state", {"state", "transport"}},
       {"lunwatch_multipath_maps", "gauge", "dm-multipath maps", {}},
       {"lunwatch_multipath_paths", "gauge", "Paths under multipath maps by SCSI device state", {"state"}},
       {"lunwatch_iscsi_sessions", "gauge", "iSCSI sessions by state", {"state"}},
-      {"lunwatch_identity_verifications_total", "counter", "SG_IO identity verifications by result (ok, error, timeout)",
+      {"lunwatch_identity_verifications_total",
+       "counter",
+       "SG_IO identity verifications by result (ok, error, timeout)",
        {"result"}},
-      {"lunwatch_identity_verify_queue", "gauge",
+      {"lunwatch_identity_verify_queue",
+       "gauge",
        "SG_IO identity checks by state: queued, running, retry_wait (failed, backing off), hung (past the deadline)",
        {"state"}},
-      {"lunwatch_identity_verify_oldest_request_age_seconds", "gauge",
-       "Age of the oldest identity check asked for and not answered yet (0 when none)", {}},
-      {"lunwatch_identity_verify_retries_total", "counter", "Identity checks retried after a failed or timed-out one",
+      {"lunwatch_identity_verify_oldest_request_age_seconds",
+       "gauge",
+       "Age of the oldest identity check asked for and not answered yet (0 when none)",
+       {}},
+      {"lunwatch_identity_verify_retries_total",
+       "counter",
+       "Identity checks retried after a failed or timed-out one",
        {}},
       {"lunwatch_identity_held_paths", "gauge", "SCSI paths under devices that instances hold (libvirt)", {}},
-      {"lunwatch_identity_held_last_good_age_max_seconds", "gauge",
-       "Seconds since the least recently verified held path last answered with an identity", {}},
-      {"lunwatch_identity_held_overdue_paths", "gauge",
-       "Held paths whose last good verification is older than the configured bound", {}},
-      {"lunwatch_identity_max_age_seconds", "gauge",
-       "The configured bound on a held path's last good verification (verify_max_age)", {}},
-      {"lunwatch_identity_unknown_devices", "gauge",
-       "SCSI devices whose last identity check failed: identity unknown until one succeeds", {}},
-      {"lunwatch_identity_mismatches_total", "counter",
-       "Verified WWIDs that differ from the sysfs cache (the identity trap)", {}},
-      {"lunwatch_iscsi_events_total", "counter", "iSCSI session and connection events",
-       {"kind"}},
+      {"lunwatch_identity_held_last_good_age_max_seconds",
+       "gauge",
+       "Seconds since the least recently verified held path last answered with an identity",
+       {}},
+      {"lunwatch_identity_held_overdue_paths",
+       "gauge",
+       "Held paths whose last good verification is older than the configured bound",
+       {}},
+      {"lunwatch_identity_max_age_seconds",
+       "gauge",
+       "The configured bound on a held path's last good verification (verify_max_age)",
+       {}},
+      {"lunwatch_identity_unknown_devices",
+       "gauge",
+       "SCSI devices whose last identity check failed: identity unknown until one succeeds",
+       {}},
+      {"lunwatch_identity_mismatches_total",
+       "counter",
+       "Verified WWIDs that differ from the sysfs cache (the identity trap)",
+       {}},
+      {"lunwatch_iscsi_events_total", "counter", "iSCSI session and connection events", {"kind"}},
       {"lunwatch_path_events_total", "counter", "dm-multipath path events (fail, reinstate)", {"kind"}},
-      {"lunwatch_scsi_events_total", "counter", "SCSI lifecycle events (scan, add, remove, rescan, unit attention)",
+      {"lunwatch_scsi_events_total",
+       "counter",
+       "SCSI lifecycle events (scan, add, remove, rescan, unit attention)",
        {"kind"}},
-      {"lunwatch_scsi_errors_total", "counter", "SCSI command errors reported by the kernel, by sense key", {"sense_key"}},
+      {"lunwatch_scsi_errors_total",
+       "counter",
+       "SCSI command errors reported by the kernel, by sense key",
+       {"sense_key"}},
       {"lunwatch_attachment_records", "gauge", "Attachment records in each source's last good snapshot", {"source"}},
       {"lunwatch_attachment_source_errors_total", "counter", "Failed refreshes of an attachment source", {"source"}},
-      {"lunwatch_attachment_source_last_success_age_seconds", "gauge",
-       "Seconds since the source's last good refresh (staleness)", {"source"}},
-      {"lunwatch_attachment_source_stale", "gauge", "1 when the source's last refresh failed", {"source"}},
-      {"lunwatch_input_errors_total", "counter", "Malformed input rejected and counted (kept last good state)",
+      {"lunwatch_attachment_source_last_success_age_seconds",
+       "gauge",
+       "Seconds since the source's last good refresh (staleness)",
        {"source"}},
-      {"lunwatch_alert_write_failures_total", "counter",
-       "Alert lines that could not be written (disk full, I/O error); each is kept and retried", {}},
+      {"lunwatch_attachment_source_stale", "gauge", "1 when the source's last refresh failed", {"source"}},
+      {"lunwatch_input_errors_total",
+       "counter",
+       "Malformed input rejected and counted (kept last good state)",
+       {"source"}},
+      {"lunwatch_alert_write_failures_total",
+       "counter",
+       "Alert lines that could not be written (disk full, I/O error); each is kept and retried",
+       {}},
       {"lunwatch_alerts_spooled", "gauge", "Alert lines held in memory until the alerts file takes them again", {}},
       {"lunwatch_alerts_dropped_total", "counter", "Alert lines lost: the in-memory spool was full", {}},
       {"lunwatch_dumps_written_total", "counter", "Forensic capture dumps written", {}},
@@ -76,8 +107,10 @@ const std::vector<MetricInfo>& metric_catalog() {
       {"lunwatch_guard_would_deny_total", "counter", "I/O the guard would refuse (monitor)", {}},
       {"lunwatch_guard_armed_devices", "gauge", "Block devices under guard policy", {}},
       {"lunwatch_audit_findings", "gauge", "Findings of the last posture audit", {"id", "severity"}},
-      {"lunwatch_containment_actions_total", "counter",
-       "Containment actions on confirmed leaks (offline SCSI device, pause domain), by result", {"action", "result"}},
+      {"lunwatch_containment_actions_total",
+       "counter",
+       "Containment actions on confirmed leaks (offline SCSI device, pause domain), by result",
+       {"action", "result"}},
   };
   return c;
 }
@@ -87,7 +120,7 @@ struct Metrics::Impl {
   std::unique_ptr<prometheus::Exposer> exposer;
   std::map<std::string, prometheus::Family<prometheus::Counter>*> counters;
   std::map<std::string, prometheus::Family<prometheus::Gauge>*> gauges;
-  std::map<std::string, uint64_t> last;  // absolute sources mirrored into counters
+  std::map<std::string, uint64_t> last;     // absolute sources mirrored into counters
   std::map<std::string, bool> mismatching;  // device -> verified != cached at its last check
   std::mutex mu;
 
@@ -99,7 +132,9 @@ struct Metrics::Impl {
         gauges[m.name] = &prometheus::BuildGauge().Name(m.name).Help(m.help).Register(*registry);
     }
   }
-  prometheus::Counter& c(const std::string& name, const prometheus::Labels& l = {}) { return counters.at(name)->Add(l); }
+  prometheus::Counter& c(const std::string& name, const prometheus::Labels& l = {}) {
+    return counters.at(name)->Add(l);
+  }
   prometheus::Gauge& g(const std::string& name, const prometheus::Labels& l = {}) { return gauges.at(name)->Add(l); }
   // Mirror an absolute count (kernel counters, source error totals) into a counter.
   void mirror(const std::string& name, const prometheus::Labels& l, uint64_t value) {
@@ -154,8 +189,8 @@ Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
   for (int k = v1::ContainmentKind_MIN; k <= v1::ContainmentKind_MAX; ++k)
     for (int r = v1::ContainmentResult_MIN; r <= v1::ContainmentResult_MAX; ++r)
       if (k != v1::CONTAIN_UNKNOWN && r != v1::CONTAIN_RESULT_UNKNOWN)
-        impl_->c("lunwatch_containment_actions_total", containment_labels(static_cast<v1::ContainmentKind>(k),
-                                                                           static_cast<v1::ContainmentResult>(r)));
+        impl_->c("lunwatch_containment_actions_total",
+                 containment_labels(static_cast<v1::ContainmentKind>(k), static_cast<v1::ContainmentResult>(r)));
 }
 Metrics::~Metrics() = default;
 
@@ -196,14 +231,16 @@ void Metrics::on_event(const v1::Event& ev) {
       else if (kind.rfind("dm_path_", 0) == 0)
         impl_->c("lunwatch_path_events_total", {{"kind", kind.substr(8)}}).Increment();
       else
-        impl_->c("lunwatch_scsi_events_total", {{"kind", kind.rfind("scsi_", 0) == 0 ? kind.substr(5) : kind}}).Increment();
+        impl_->c("lunwatch_scsi_events_total", {{"kind", kind.rfind("scsi_", 0) == 0 ? kind.substr(5) : kind}})
+            .Increment();
       break;
     }
     case v1::Event::kIdentity: {
       type = "identity";
       const auto& c = ev.identity();
-      impl_->c("lunwatch_identity_verifications_total",
-               {{"result", c.ok() ? "ok" : (c.timed_out() ? "timeout" : "error")}})
+      impl_
+          ->c("lunwatch_identity_verifications_total",
+              {{"result", c.ok() ? "ok" : (c.timed_out() ? "timeout" : "error")}})
           .Increment();
       break;
     }
@@ -218,8 +255,10 @@ void Metrics::on_event(const v1::Event& ev) {
 void Metrics::on_alert(const v1::Alert& a) {
   std::lock_guard<std::mutex> l(impl_->mu);
   prometheus::Labels lab{{"rule", v1::Rule_Name(a.rule())}, {"severity", severity_label(a.severity())}};
-  if (a.state() == v1::ALERT_RESOLVED) impl_->c("lunwatch_alerts_resolved_total", lab).Increment();
-  else impl_->c("lunwatch_alerts_total", lab).Increment();
+  if (a.state() == v1::ALERT_RESOLVED)
+    impl_->c("lunwatch_alerts_resolved_total", lab).Increment();
+  else
+    impl_->c("lunwatch_alerts_total", lab).Increment();
 }
 
 void Metrics::set_active_alerts(const std::vector<v1::Alert>& active) {
@@ -281,7 +320,8 @@ void Metrics::set_topology(const v1::Topology& t) {
     devs[{d.state().empty() ? "unknown" : d.state(), lower_enum(v1::Transport_Name(d.transport()), "TRANSPORT_")}]++;
     by_name[d.name()] = &d;
   }
-  for (const auto& [k, v] : devs) impl_->g("lunwatch_scsi_devices", {{"state", k.first}, {"transport", k.second}}).Set(v);
+  for (const auto& [k, v] : devs)
+    impl_->g("lunwatch_scsi_devices", {{"state", k.first}, {"transport", k.second}}).Set(v);
   impl_->g("lunwatch_multipath_maps").Set(t.maps_size());
   std::map<std::string, int> paths;
   for (const auto& m : t.maps())

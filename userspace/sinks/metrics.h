@@ -42,11 +42,11 @@ struct VerifyHealth {
   size_t queued = 0, running = 0, retry_wait = 0, hung = 0;
   double oldest_request_age_s = 0;
   uint64_t retries_total = 0;
-  size_t held_paths = 0;        // sd paths under devices instances hold
-  double held_age_max_s = 0;    // the oldest last good verification among them
-  size_t held_overdue = 0;      // those whose last good verification is older than max_age_s
-  double max_age_s = 0;         // the configured bound
-  size_t unknown_devices = 0;   // devices whose last SG_IO check failed (identity unknown)
+  size_t held_paths = 0;       // sd paths under devices instances hold
+  double held_age_max_s = 0;   // the oldest last good verification among them
+  size_t held_overdue = 0;     // those whose last good verification is older than max_age_s
+  double max_age_s = 0;        // the configured bound
+  size_t unknown_devices = 0;  // devices whose last SG_IO check failed (identity unknown)
 };
 
 class Metrics {

@@ -34,8 +34,8 @@ void FlightRecorder::add(const v1::Event& ev) {
   window_.push_back(ev);
   sizes_.push_back(sz);
   bytes_ += sz;
-  while (!window_.empty() &&
-         (bytes_ > opt_.max_bytes || window_.front().unix_ms() < ev.unix_ms() - opt_.keep_ms) && window_.size() > 1)
+  while (!window_.empty() && (bytes_ > opt_.max_bytes || window_.front().unix_ms() < ev.unix_ms() - opt_.keep_ms) &&
+         window_.size() > 1)
     evict_front();
 }
 

@@ -16,8 +16,8 @@ namespace lunwatch::sinks {
 class FlightRecorder {
  public:
   struct Options {
-    int64_t keep_ms = 70'000;         // window length (before + after of a capture)
-    uint64_t max_bytes = 64ull << 20; // window size bound
+    int64_t keep_ms = 70'000;          // window length (before + after of a capture)
+    uint64_t max_bytes = 64ull << 20;  // window size bound
   };
   FlightRecorder();
   explicit FlightRecorder(Options o);

@@ -64,7 +64,8 @@ Result<uint64_t> read_recording(const std::string& path, const std::function<voi
     if (!cs.GetDirectBufferPointer(&peek, &avail)) break;  // clean end
     if (!cs.ReadVarint32(&len))
       return make_error(Errc::kTruncated, "recording truncated in the length of record " + std::to_string(n));
-    if (len > (64u << 20)) return make_error(Errc::kParse, "record " + std::to_string(n) + " claims " + std::to_string(len) + " bytes");
+    if (len > (64u << 20))
+      return make_error(Errc::kParse, "record " + std::to_string(n) + " claims " + std::to_string(len) + " bytes");
     std::string body;
     if (!cs.ReadString(&body, static_cast<int>(len)))
       return make_error(Errc::kTruncated, "recording truncated in record " + std::to_string(n));

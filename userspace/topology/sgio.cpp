@@ -7,12 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <atomic>
 #include <thread>
-#include <algorithm>
 
 #include "topology/vpd.h"
 
@@ -140,11 +139,11 @@ struct IdentityVerifier::Entry {
   DevNum dev;
   v1::VerifyReason reason = v1::VERIFY_UNKNOWN;
   bool queued = false;
-  bool rerun = false;             // asked again while its check ran: one more after it
-  std::shared_ptr<Job> job;       // running or hung
-  uint32_t failures = 0;          // consecutive failed answers
+  bool rerun = false;        // asked again while its check ran: one more after it
+  std::shared_ptr<Job> job;  // running or hung
+  uint32_t failures = 0;     // consecutive failed answers
   std::optional<TimePoint> retry_at;
-  TimePoint requested{};          // the oldest unanswered request
+  TimePoint requested{};  // the oldest unanswered request
   TimePoint first_asked{};
   std::optional<TimePoint> last_good;
 };
@@ -347,10 +346,14 @@ IdentityVerifier::Stats IdentityVerifier::stats() const {
   auto now = std::chrono::steady_clock::now();
   for (const auto& [name, e] : entries_) {
     bool pending = e.queued || e.job;
-    if (e.queued) s.queued++;
-    else if (e.job && e.job->timeout_reported) s.hung++;
-    else if (e.job) s.running++;
-    else if (e.retry_at) s.retry_wait++;
+    if (e.queued)
+      s.queued++;
+    else if (e.job && e.job->timeout_reported)
+      s.hung++;
+    else if (e.job)
+      s.running++;
+    else if (e.retry_at)
+      s.retry_wait++;
     if (pending) s.oldest_age_s = std::max(s.oldest_age_s, std::chrono::duration<double>(now - e.requested).count());
   }
   s.started_total = started_;

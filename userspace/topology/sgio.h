@@ -5,13 +5,13 @@
 // the agent nor the other devices' checks: callers get a timeout outcome at
 // the deadline and carry on.
 #include <chrono>
-#include <deque>
-#include <optional>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -72,14 +72,14 @@ class IdentityVerifier {
     std::chrono::milliseconds retry_base{1000};
     std::chrono::milliseconds retry_max{30000};
     uint32_t max_attempts = 8;  // per failure streak; the next periodic request starts another
-    InquireFn inquire;  // default: inquire_identity (tests inject hangs and errors)
+    InquireFn inquire;          // default: inquire_identity (tests inject hangs and errors)
     std::function<Result<std::string>(const std::string& name, DevNum dev)> node;  // default: device_node
   };
   struct Stats {
-    size_t queued = 0;      // waiting for a worker
-    size_t running = 0;     // SG_IO in progress, within the deadline
-    size_t retry_wait = 0;  // failed, waiting for the backoff
-    size_t hung = 0;        // past the deadline, still stuck in SG_IO
+    size_t queued = 0;        // waiting for a worker
+    size_t running = 0;       // SG_IO in progress, within the deadline
+    size_t retry_wait = 0;    // failed, waiting for the backoff
+    size_t hung = 0;          // past the deadline, still stuck in SG_IO
     double oldest_age_s = 0;  // the oldest unanswered request (queued or running), 0 when none
     uint64_t started_total = 0;
     uint64_t retries_total = 0;
@@ -113,7 +113,7 @@ class IdentityVerifier {
   struct Job;
   struct Entry;
   using TimePoint = std::chrono::steady_clock::time_point;
-  void pump(TimePoint now);  // mu_ held
+  void pump(TimePoint now);                                      // mu_ held
   void start(const std::string& name, Entry& e, TimePoint now);  // mu_ held
   Options opt_;
   mutable std::mutex mu_;

@@ -28,7 +28,8 @@ std::string trim(std::string s) {
 
 Result<std::string> parse_vpd83(std::span<const uint8_t> page) {
   if (page.size() < 4) return make_error(Errc::kParse, "VPD 0x83 page shorter than its header");
-  if (page[1] != 0x83) return make_error(Errc::kParse, "not a VPD 0x83 page (page code " + std::to_string(page[1]) + ")");
+  if (page[1] != 0x83)
+    return make_error(Errc::kParse, "not a VPD 0x83 page (page code " + std::to_string(page[1]) + ")");
   size_t len = (size_t{page[2]} << 8) | page[3];
   bool truncated = len + 4 > page.size();
   if (truncated) len = page.size() - 4;  // truncated answer: parse what arrived
@@ -70,8 +71,7 @@ Result<std::string> parse_vpd83(std::span<const uint8_t> page) {
         rank = 10;
         value = "t10." + trim(std::string(d.begin(), d.end()));
         break;
-      default:
-        break;
+      default: break;
     }
     if (rank > best_rank && !value.empty()) {
       best_rank = rank;
@@ -84,7 +84,8 @@ Result<std::string> parse_vpd83(std::span<const uint8_t> page) {
 
 Result<std::string> parse_vpd80(std::span<const uint8_t> page) {
   if (page.size() < 4) return make_error(Errc::kParse, "VPD 0x80 page shorter than its header");
-  if (page[1] != 0x80) return make_error(Errc::kParse, "not a VPD 0x80 page (page code " + std::to_string(page[1]) + ")");
+  if (page[1] != 0x80)
+    return make_error(Errc::kParse, "not a VPD 0x80 page (page code " + std::to_string(page[1]) + ")");
   size_t len = (size_t{page[2]} << 8) | page[3];
   if (len + 4 > page.size()) len = page.size() - 4;
   auto s = trim(std::string(page.begin() + 4, page.begin() + 4 + static_cast<long>(len)));

@@ -26,13 +26,16 @@ void Correlator::check_divergence(const v1::Event& trigger, Output& out) {
       if (absent && now_ns_ - seen->second < opt_.divergence_grace_ns) continue;
       firing.insert("ATTACHMENT_DIVERGENCE/" + subject);
       auto al = make_alert(v1::ATTACHMENT_DIVERGENCE, subject, trigger);
-      if (const auto* inst = instance_by_uuid(a.instance_uuid())) *al.mutable_instance() = *inst;
-      else al.mutable_instance()->set_uuid(a.instance_uuid());
+      if (const auto* inst = instance_by_uuid(a.instance_uuid()))
+        *al.mutable_instance() = *inst;
+      else
+        al.mutable_instance()->set_uuid(a.instance_uuid());
       al.set_volume_id(a.volume_id());
       if (!a.resolved_dev().empty()) describe_device(a.resolved_dev(), al);
       al.set_summary("libvirt says " + label(al.instance()) + " has volume " + a.volume_id() + " at " +
-                     a.device_path() + (absent ? " but Cinder has no attachment record for it"
-                                               : " but Cinder says the attachment is " + v1::AttachmentStatus_Name(st)));
+                     a.device_path() +
+                     (absent ? " but Cinder has no attachment record for it"
+                             : " but Cinder says the attachment is " + v1::AttachmentStatus_Name(st)));
       fire(std::move(al), out);
     }
   }

@@ -42,8 +42,8 @@ void Correlator::on_guard(const v1::Event& ev, Output& out) {
   a.set_denied(g.denied());
   describe_device(g.dev(), a);
   a.set_summary(std::string(g.denied() ? "guard refused " : "guard would refuse (monitor) ") +
-                (g.write() ? "a write" : "a read") + " by " + label(me) + " (pid " + std::to_string(g.pid()) +
-                ", " + g.comm() + ") on " + (g.dev_name().empty() ? g.dev() : g.dev_name()) + " (" + g.state() + ")");
+                (g.write() ? "a write" : "a read") + " by " + label(me) + " (pid " + std::to_string(g.pid()) + ", " +
+                g.comm() + ") on " + (g.dev_name().empty() ? g.dev() : g.dev_name()) + " (" + g.state() + ")");
   fire(std::move(a), out);
 }
 

@@ -54,8 +54,8 @@ void Correlator::check_device(const std::string& x, const v1::Event& trigger, Ou
         }
       }
     }
-    std::string subject = (att->instance_name().empty() ? att->instance_uuid() : att->instance_name()) + "/" +
-                          att->volume_id() + "/" + x;
+    std::string subject =
+        (att->instance_name().empty() ? att->instance_uuid() : att->instance_name()) + "/" + att->volume_id() + "/" + x;
     if (b->wwid() == id.wwid) {
       resolve("IDENTITY_CHANGED/" + subject, trigger, out);
       continue;
@@ -81,8 +81,8 @@ void Correlator::check_device(const std::string& x, const v1::Event& trigger, Ou
       a.set_owner_attachment_id(o.attachment_id);
       break;
     }
-    a.set_summary(label(a.instance()) + " holds " + (v.name.empty() ? x : v.name) + " for volume " +
-                  att->volume_id() + " (" + b->wwid() + ") but it now answers as " + id.wwid +
+    a.set_summary(label(a.instance()) + " holds " + (v.name.empty() ? x : v.name) + " for volume " + att->volume_id() +
+                  " (" + b->wwid() + ") but it now answers as " + id.wwid +
                   (a.owner_volume_id().empty() ? "" : " (volume " + a.owner_volume_id() + ")"));
     fire(std::move(a), out);
   }

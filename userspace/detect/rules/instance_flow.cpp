@@ -31,7 +31,8 @@ void Correlator::judge_instance_flow(const v1::Event& ev, Output& out) {
         if (lt == devs_.end() || !lt->second.v.verified) continue;
         auto o = owners_of(lt->second.v.verified->wwid(), lt->second.v.verified->serial());
         bool mine_here = std::any_of(o.begin(), o.end(), [&](const Owner& x) {
-          return (!me.uuid().empty() && x.instance_uuid == me.uuid()) || (!me.name().empty() && x.instance_name == me.name());
+          return (!me.uuid().empty() && x.instance_uuid == me.uuid()) ||
+                 (!me.name().empty() && x.instance_name == me.name());
         });
         if (!o.empty() && !mine_here) {
           id.wwid = lt->second.v.verified->wwid();
@@ -41,7 +42,8 @@ void Correlator::judge_instance_flow(const v1::Event& ev, Output& out) {
       }
     auto owners = owners_of(id.wwid, id.serial);
     bool mine = std::any_of(owners.begin(), owners.end(), [&](const Owner& o) {
-      return (!me.uuid().empty() && o.instance_uuid == me.uuid()) || (!me.name().empty() && o.instance_name == me.name());
+      return (!me.uuid().empty() && o.instance_uuid == me.uuid()) ||
+             (!me.name().empty() && o.instance_name == me.name());
     });
     if (!owners.empty() && !mine) {
       const auto& o = owners.front();

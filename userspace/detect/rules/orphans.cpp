@@ -12,8 +12,8 @@ using namespace internal;  // NOLINT(google-build-using-namespace)
 
 std::vector<std::string> Correlator::orphans() const {
   std::vector<std::string> out;
-  bool have_inventory = std::any_of(sources_.begin(), sources_.end(),
-                                    [](const auto& s) { return s.second.last_good_unix_ms() > 0; });
+  bool have_inventory =
+      std::any_of(sources_.begin(), sources_.end(), [](const auto& s) { return s.second.last_good_unix_ms() > 0; });
   if (!have_inventory) return out;
   std::set<std::string> explained;
   for (const auto* a : all_attachments()) {
@@ -21,9 +21,9 @@ std::vector<std::string> Correlator::orphans() const {
     for (const auto& d : attachment_devs(*a)) explained.insert(d);
   }
   for (const auto& [k, d] : devs_) {
-    bool candidate = (d.v.scsi && (d.v.scsi->transport() == v1::TRANSPORT_ISCSI ||
-                                   d.v.scsi->transport() == v1::TRANSPORT_FC)) ||
-                     !d.v.map_wwid.empty();
+    bool candidate =
+        (d.v.scsi && (d.v.scsi->transport() == v1::TRANSPORT_ISCSI || d.v.scsi->transport() == v1::TRANSPORT_FC)) ||
+        !d.v.map_wwid.empty();
     if (!candidate || explained.count(k)) continue;
     // A map is explained when one of its paths is.
     bool path_explained = false;
