@@ -2,8 +2,8 @@
 // an allowed owner, non-block files untouched, and a policy that keeps
 // enforcing while the agent is gone. Skips, saying why, where the kernel does
 // not run BPF LSM programs.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -85,7 +85,12 @@ TEST(Guard, DeniesNonOwnersAllowsOwnerAndSurvivesAgentRestart) {
   pid_t owner = reader(loop.path(), &go_owner);
   pid_t other = reader(loop.path(), &go_other);
   std::string plain = "/tmp/lunwatch-guard-plain-" + std::to_string(::getpid());
-  { int fd = ::open(plain.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0600); char b[4096] = {}; (void)!::write(fd, b, sizeof b); ::close(fd); }
+  {
+    int fd = ::open(plain.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    char b[4096] = {};
+    (void)!::write(fd, b, sizeof b);
+    ::close(fd);
+  }
   pid_t other_plain = reader(plain, &go_file);
 
   lw_guard_dev d{};
@@ -95,7 +100,9 @@ TEST(Guard, DeniesNonOwnersAllowsOwnerAndSurvivesAgentRestart) {
   d.owners[0] = static_cast<uint32_t>(owner);
   uint32_t kdev = to_kernel_dev(loop.dev());
   ASSERT_TRUE(m.put_device(kdev, d).ok());
-  ASSERT_TRUE(m.set_procs({static_cast<uint32_t>(owner), static_cast<uint32_t>(other), static_cast<uint32_t>(other_plain)}).ok());
+  ASSERT_TRUE(
+      m.set_procs({static_cast<uint32_t>(owner), static_cast<uint32_t>(other), static_cast<uint32_t>(other_plain)})
+          .ok());
 
   // The agent goes away: the pinned links and maps keep enforcing.
   probes.reset();
@@ -108,13 +115,13 @@ TEST(Guard, DeniesNonOwnersAllowsOwnerAndSurvivesAgentRestart) {
   d.state = LW_GUARD_QUARANTINE;
   ASSERT_TRUE(m.put_device(kdev, d).ok());
   pid_t owner2 = reader(loop.path(), &go_owner);
-  m.set_procs({static_cast<uint32_t>(owner2)});
+  ASSERT_TRUE(m.set_procs({static_cast<uint32_t>(owner2)}).ok());
   EXPECT_EQ(finish(owner2, go_owner), 1);
   ASSERT_TRUE(m.remove_device(kdev).ok());
   pid_t other2 = reader(loop.path(), &go_other);
   EXPECT_EQ(finish(other2, go_other), 0);
 
-  m.set_mode(LW_GUARD_OFF);
-  guard::unpin_links();
+  EXPECT_TRUE(m.set_mode(LW_GUARD_OFF).ok());
+  EXPECT_TRUE(guard::unpin_links().ok());
   ::unlink(plain.c_str());
 }
