@@ -17,7 +17,7 @@ namespace lunwatch::hosttest {
 class LoopDevice {
  public:
   explicit LoopDevice(size_t bytes) {
-    backing_ = "/dev/shm/lunwatch-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++);
+    backing_ = "/dev/shm/lunwatch-test-" + std::to_string(::getpid()) + "-" + std::to_string(next_serial());
     int bfd = ::open(backing_.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (bfd < 0) throw std::runtime_error("cannot create " + backing_);
     if (::ftruncate(bfd, static_cast<off_t>(bytes)) != 0) {
@@ -61,7 +61,10 @@ class LoopDevice {
   std::string name() const { return path_.substr(5); }
 
  private:
-  static inline int counter_ = 0;
+  static int next_serial() {
+    static int n = 0;
+    return n++;
+  }
   std::string backing_;
   std::string path_;
   int fd_ = -1;

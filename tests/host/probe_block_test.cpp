@@ -98,22 +98,22 @@ class BlockProbes : public ::testing::Test {
     ASSERT_EQ(::geteuid(), 0u) << "host tests load BPF and need root";
     auto p = probes::Probes::make({});
     ASSERT_TRUE(p.ok()) << p.error().message;
-    probes_ = std::move(p.value()).release();
+    shared_probes = std::move(p.value()).release();
   }
   static void TearDownTestSuite() {
-    delete probes_;
-    probes_ = nullptr;
+    delete shared_probes;
+    shared_probes = nullptr;
   }
-  static probes::Probes* probes_;
+  static probes::Probes* shared_probes;
 };
-probes::Probes* BlockProbes::probes_ = nullptr;
+probes::Probes* BlockProbes::shared_probes = nullptr;
 
 std::string kernel_dev_string(DevNum d) { return to_string(d); }
 
 }  // namespace
 
 TEST_F(BlockProbes, BlockHooksAttach) {
-  for (const auto& h : probes_->hook_states()) {
+  for (const auto& h : shared_probes->hook_states()) {
     if (h.subsystem() == "block") {
       EXPECT_EQ(h.status(), v1::HOOK_ATTACHED) << h.name() << ": " << h.reason();
     } else if (h.status() != v1::HOOK_ATTACHED) {
@@ -137,7 +137,7 @@ TEST_F(BlockProbes, NewFlowEventAndExactByteCounters) {
         return &e.flow();
     return nullptr;
   };
-  ASSERT_TRUE(wait_for(*probes_, std::chrono::seconds(10), seen, [&] { return flow_from_child() != nullptr; }))
+  ASSERT_TRUE(wait_for(*shared_probes, std::chrono::seconds(10), seen, [&] { return flow_from_child() != nullptr; }))
       << "no new-flow event for pid " << child.pid() << " on " << dev << " after 10 s (" << seen.size()
       << " other events)";
   const auto* f = flow_from_child();
@@ -148,7 +148,7 @@ TEST_F(BlockProbes, NewFlowEventAndExactByteCounters) {
   EXPECT_NE(f->cgroup_id(), 0u);
 
   bool found = false;
-  for (const auto& r : probes_->flows()) {
+  for (const auto& r : shared_probes->flows()) {
     if (r.key.tgid != static_cast<uint32_t>(child.pid()) || r.key.dev != to_kernel_dev(loop.dev())) continue;
     found = true;
     EXPECT_EQ(r.val.bytes[0], reads * kBlock);
@@ -163,7 +163,7 @@ TEST_F(BlockProbes, NewFlowEventAndExactByteCounters) {
 TEST_F(BlockProbes, RepeatIoWritesNoFurtherEvents) {
   hosttest::LoopDevice loop(16 << 20);
   const int reads = 10'000;
-  auto before = probes_->stats();
+  auto before = shared_probes->stats();
   IoChild child(loop.path(), reads, 0, "lw-io-repeat");
   child.go();
   ASSERT_EQ(child.wait(), 0);
@@ -176,10 +176,10 @@ TEST_F(BlockProbes, RepeatIoWritesNoFurtherEvents) {
       if (e.has_flow() && e.flow().pid() == pid) n++;
     return n;
   };
-  ASSERT_TRUE(wait_for(*probes_, std::chrono::seconds(10), seen, [&] { return count_child() >= 1; }));
+  ASSERT_TRUE(wait_for(*shared_probes, std::chrono::seconds(10), seen, [&] { return count_child() >= 1; }));
   // Drain whatever else is queued, then count again.
   probes::EventHandler h = [&](v1::Event&& ev) { seen.push_back(std::move(ev)); };
-  while (probes_->poll(100, h) > 0) {
+  while (shared_probes->poll(100, h) > 0) {
   }
   EXPECT_EQ(count_child(), 1) << "repeat I/O of one flow must not reach the ring buffer";
   for (const auto& e : seen) {
@@ -188,17 +188,17 @@ TEST_F(BlockProbes, RepeatIoWritesNoFurtherEvents) {
     }
   }
 
-  auto after = probes_->stats();
+  auto after = shared_probes->stats();
   uint64_t repeats = after[LW_STAT_FLOW_REPEAT] - before[LW_STAT_FLOW_REPEAT];
   uint64_t emitted = 0;
   for (int t = 1; t < LW_EV_MAX; ++t) emitted += after[LW_STAT_EVENTS_BASE + t] - before[LW_STAT_EVENTS_BASE + t];
   EXPECT_GE(repeats, static_cast<uint64_t>(reads - 1));
   // Other processes may start flows meanwhile, but nowhere near one per I/O.
   EXPECT_LT(emitted, 100u) << "ring-buffer events during 10,000 repeat I/Os";
-  auto drops = probes_->drops();
+  auto drops = shared_probes->drops();
   EXPECT_EQ(drops[LW_DROP_RINGBUF_FULL], 0u);
 
-  for (const auto& r : probes_->flows())
+  for (const auto& r : shared_probes->flows())
     if (r.key.tgid == pid && r.key.dev == to_kernel_dev(loop.dev())) {
       EXPECT_EQ(r.val.ios[0], static_cast<uint64_t>(reads));
       EXPECT_EQ(r.val.bytes[0], reads * kBlock);

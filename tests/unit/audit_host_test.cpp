@@ -79,7 +79,7 @@ class TempHost {
   fs::path root_;
 };
 
-const char* kTrainDefault =
+constexpr const char* kTrainDefault =
     "cache_in_nova,bittorrent,img_signature_hash_method,img_signature,img_signature_key_type,"
     "img_signature_certificate_uuid";
 

@@ -6,14 +6,14 @@
 using namespace lunwatch::audit;
 
 namespace {
-Version V(const char* s) {
+Version ver(const char* s) {
   auto v = Version::parse(s);
   EXPECT_TRUE(v.has_value()) << s;
   return v.value_or(Version{});
 }
 bool affected(const char* spec, const char* version) {
   for (const auto& r : parse_ranges(spec))
-    if (r.contains(V(version))) return true;
+    if (r.contains(ver(version))) return true;
   return false;
 }
 }  // namespace
@@ -23,15 +23,15 @@ TEST(AuditVersion, Pep440Ordering) {
   const char* ordered[] = {"1.0.dev1",       "1.0a1.dev1", "1.0a1", "1.0a1.post1", "1.0b1", "1.0rc1", "1.0",
                            "1.0.post1.dev1", "1.0.post1",  "1.0.1", "1.1.dev3",    "1.1",   "2!0.1"};
   for (size_t i = 0; i + 1 < std::size(ordered); ++i)
-    EXPECT_LT(V(ordered[i]), V(ordered[i + 1])) << ordered[i] << " < " << ordered[i + 1];
-  EXPECT_EQ(V("1.0"), V("1.0.0"));
-  EXPECT_EQ(V("6.2.2+ubuntu1"), V("6.2.2"));  // local labels do not order
-  EXPECT_EQ(V("1.0RC1"), V("1.0rc1"));
-  EXPECT_EQ(V("1.0-rc.1"), V("1.0rc1"));
-  EXPECT_EQ(V("1.0c1"), V("1.0rc1"));
-  EXPECT_EQ(V("v25.1.2"), V("25.1.2"));
-  EXPECT_LT(V("25.1.2.dev12"), V("25.1.2"));  // pbr: a dev build before the tag
-  EXPECT_LT(V("20.6.0"), V("20.10.0"));       // numeric, not lexical
+    EXPECT_LT(ver(ordered[i]), ver(ordered[i + 1])) << ordered[i] << " < " << ordered[i + 1];
+  EXPECT_EQ(ver("1.0"), ver("1.0.0"));
+  EXPECT_EQ(ver("6.2.2+ubuntu1"), ver("6.2.2"));  // local labels do not order
+  EXPECT_EQ(ver("1.0RC1"), ver("1.0rc1"));
+  EXPECT_EQ(ver("1.0-rc.1"), ver("1.0rc1"));
+  EXPECT_EQ(ver("1.0c1"), ver("1.0rc1"));
+  EXPECT_EQ(ver("v25.1.2"), ver("25.1.2"));
+  EXPECT_LT(ver("25.1.2.dev12"), ver("25.1.2"));  // pbr: a dev build before the tag
+  EXPECT_LT(ver("20.6.0"), ver("20.10.0"));       // numeric, not lexical
   EXPECT_FALSE(Version::parse("").has_value());
   EXPECT_FALSE(Version::parse("abc").has_value());
   EXPECT_FALSE(Version::parse("1.0 junk").has_value());
@@ -49,7 +49,7 @@ TEST(AuditVersion, DebianUpstream) {
   EXPECT_EQ(debian_upstream("garbage-1"), "");
   EXPECT_EQ(debian_revision("2:25.1.0-0ubuntu1.1"), "0ubuntu1.1");
   EXPECT_EQ(debian_revision("5.2.3"), "");
-  EXPECT_LT(V(debian_upstream("27.0.0~rc1-1").c_str()), V("27.0.0"));
+  EXPECT_LT(ver(debian_upstream("27.0.0~rc1-1").c_str()), ver("27.0.0"));
 }
 
 TEST(AuditVersion, OssaRangesAtTheirEdges) {

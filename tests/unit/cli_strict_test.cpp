@@ -41,7 +41,7 @@ Run run(const std::string& args) {
 
 int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
-const char* kSecret = "Planted-Cinder-Pa55w0rd-9f2";
+constexpr const char* kSecret = "Planted-Cinder-Pa55w0rd-9f2";
 
 }  // namespace
 

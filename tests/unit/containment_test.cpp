@@ -19,9 +19,9 @@ namespace v1 = lunwatch::v1;
 
 namespace {
 
-const char* kUuidA = "11111111-1111-4111-8111-111111111111";
-const char* kWb = "naa.6001405bb2b2b2b21000400080000000";
-const char* kWa = "naa.6001405aa1a1a1a11000400080000000";
+constexpr const char* kUuidA = "11111111-1111-4111-8111-111111111111";
+constexpr const char* kWb = "naa.6001405bb2b2b2b21000400080000000";
+constexpr const char* kWa = "naa.6001405aa1a1a1a11000400080000000";
 
 v1::Alert leak() {
   v1::Alert a;

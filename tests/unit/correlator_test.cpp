@@ -18,13 +18,13 @@ using detect::Output;
 
 namespace {
 
-const char* kIqn = "iqn.2003-01.org.linux-iscsi.lab:shared";
-const char* kWa = "naa.6001405aa1a1a1a11000400080000000";
-const char* kWb = "naa.6001405bb2b2b2b21000400080000000";
-const char* kVolA = "a1a1a1a1-0000-4000-8000-00000000000a";
-const char* kVolB = "b2b2b2b2-0000-4000-8000-00000000000b";
-const char* kUuidA = "11111111-1111-4111-8111-111111111111";
-const char* kUuidB = "22222222-2222-4222-8222-222222222222";
+constexpr const char* kIqn = "iqn.2003-01.org.linux-iscsi.lab:shared";
+constexpr const char* kWa = "naa.6001405aa1a1a1a11000400080000000";
+constexpr const char* kWb = "naa.6001405bb2b2b2b21000400080000000";
+constexpr const char* kVolA = "a1a1a1a1-0000-4000-8000-00000000000a";
+constexpr const char* kVolB = "b2b2b2b2-0000-4000-8000-00000000000b";
+constexpr const char* kUuidA = "11111111-1111-4111-8111-111111111111";
+constexpr const char* kUuidB = "22222222-2222-4222-8222-222222222222";
 
 class Stream {
  public:

@@ -308,7 +308,7 @@ Opt get_opt(const ConfSet& cs, const std::string& section, const std::string& ke
   return o;
 }
 
-const char* kServiceUserBlock =
+constexpr const char* kServiceUserBlock =
     "[service_user]\n"
     "send_service_user_token = true\n"
     "auth_type = password\n"
@@ -652,7 +652,7 @@ std::optional<bool> cinder_affected(Ctx& c) {
   return any;
 }
 
-const char* kOssn0092Fix =
+constexpr const char* kOssn0092Fix =
     "# policy.yaml (OSSN-0092), with the nova service user's id:\n"
     "\"is_service\": \"role:service or service_user_id:<nova service user id>\"\n"
     "\"volume:attachment_delete\": \"rule:xena_system_admin_or_project_member and rule:is_service\"\n"

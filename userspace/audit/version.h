@@ -33,11 +33,11 @@ struct Version {
 };
 
 std::strong_ordering compare(const Version& a, const Version& b);
-inline bool operator<(const Version& a, const Version& b) { return compare(a, b) < 0; }
-inline bool operator==(const Version& a, const Version& b) { return compare(a, b) == 0; }
-inline bool operator<=(const Version& a, const Version& b) { return compare(a, b) <= 0; }
-inline bool operator>(const Version& a, const Version& b) { return compare(a, b) > 0; }
-inline bool operator>=(const Version& a, const Version& b) { return compare(a, b) >= 0; }
+inline bool operator<(const Version& a, const Version& b) { return std::is_lt(compare(a, b)); }
+inline bool operator==(const Version& a, const Version& b) { return std::is_eq(compare(a, b)); }
+inline bool operator<=(const Version& a, const Version& b) { return std::is_lteq(compare(a, b)); }
+inline bool operator>(const Version& a, const Version& b) { return std::is_gt(compare(a, b)); }
+inline bool operator>=(const Version& a, const Version& b) { return std::is_gteq(compare(a, b)); }
 
 // The upstream part of a Debian version: "2:25.1.0-0ubuntu1" -> "25.1.0",
 // "27.0.0~rc1-2" -> "27.0.0rc1", "6.1.0+dfsg-3" -> "6.1.0",

@@ -185,7 +185,7 @@ Result<std::string> Config::resolved(std::string_view s, std::string_view key) c
   if (!e) return make_error(Errc::kNotFound, "[" + std::string(s) + "] " + std::string(key) + " is not set");
   std::vector<std::string> stack{normalize_section(s) + "." + std::string(key)};
   size_t refs_left = kMaxInterpolationRefs;
-  auto r = interpolate_(normalize_section(s), e->value, stack, refs_left);
+  auto r = interpolate_with(normalize_section(s), e->value, stack, refs_left);
   if (!r) return make_error(r.error().code, e->file + ":" + std::to_string(e->line) + ": " + r.error().message);
   return r;
 }
@@ -193,11 +193,11 @@ Result<std::string> Config::resolved(std::string_view s, std::string_view key) c
 Result<std::string> Config::interpolate(std::string_view s, std::string_view value) const {
   std::vector<std::string> stack;
   size_t refs_left = kMaxInterpolationRefs;
-  return interpolate_(normalize_section(s), value, stack, refs_left);
+  return interpolate_with(normalize_section(s), value, stack, refs_left);
 }
 
-Result<std::string> Config::interpolate_(const std::string& sec, std::string_view value,
-                                         std::vector<std::string>& stack, size_t& refs_left) const {
+Result<std::string> Config::interpolate_with(const std::string& sec, std::string_view value,
+                                             std::vector<std::string>& stack, size_t& refs_left) const {
   if (stack.size() > kMaxInterpolationDepth)
     return make_error(Errc::kParse,
                       "interpolation nested deeper than " + std::to_string(kMaxInterpolationDepth) + " levels");
@@ -263,7 +263,7 @@ Result<std::string> Config::interpolate_(const std::string& sec, std::string_vie
       return make_error(Errc::kParse, "interpolation loop: " + chain + id);
     }
     stack.push_back(id);
-    auto sub = interpolate_(target_sec, target->value, stack, refs_left);
+    auto sub = interpolate_with(target_sec, target->value, stack, refs_left);
     stack.pop_back();
     if (!sub) return sub;
     out += sub.value();

@@ -75,8 +75,8 @@ class Config {
   const std::vector<std::string>& files() const { return files_; }
 
  private:
-  Result<std::string> interpolate_(const std::string& section, std::string_view value, std::vector<std::string>& stack,
-                                   size_t& refs_left) const;
+  Result<std::string> interpolate_with(const std::string& section, std::string_view value,
+                                       std::vector<std::string>& stack, size_t& refs_left) const;
 
   std::map<std::string, Section> sections_;  // by normalised name
   std::vector<std::string> files_;

@@ -195,7 +195,7 @@ v1::AttachmentStatus status_of(const std::string& s) {
 }
 
 std::string percent_encode(std::string_view s) {
-  static const char* kHex = "0123456789ABCDEF";
+  static constexpr const char* kHex = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : s) {
     if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
