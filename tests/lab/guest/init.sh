@@ -121,7 +121,11 @@ else
 fi
 dmesg > "$LAB_OUT/dmesg.txt" 2>/dev/null
 echo "$rc" > "$LAB_OUT/rc"
-console "scenario $LAB_SCENARIO finished rc=$rc after $(cut -d' ' -f1 /proc/uptime)s of guest uptime"
+# how busy the vCPUs were (user+nice+system+irq+softirq of all ticks): tells whether
+# scenarios could share the host's cores
+read -r _ u n sy id io irq sirq _ < /proc/stat
+busy=$(( (u + n + sy + irq + sirq) * 100 / (u + n + sy + id + io + irq + sirq) ))
+console "scenario $LAB_SCENARIO finished rc=$rc after $(cut -d' ' -f1 /proc/uptime)s of guest uptime (vCPUs busy ${busy}% of $(nproc))"
 echo "LAB-RESULT scenario=$LAB_SCENARIO rc=$rc" > /dev/console
 sync
 umount /lab-out 2>/dev/null

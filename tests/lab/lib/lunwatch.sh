@@ -105,10 +105,8 @@ lw_start() {
 	# Only where asked (scenario intentional, or LAB_PROBES_JSON=1): it costs ~15 s.
 	# Run before `run`, never beside it: two agents share /sys/fs/bpf/lunwatch pins.
 	# LAB_DISABLE_HOOKS=a,b and LAB_FORCE_KPROBE=1 (every fentry off: the kprobe twins)
-	local off=() h
-	local dh=${LAB_DISABLE_HOOKS:-}
-	for h in ${dh//,/ }; do off+=(--disable-hook "$h"); done
-	[[ ${LAB_FORCE_KPROBE:-0} == 1 ]] && off+=(--disable-hook fentry)
+	local off=()
+	lw_disable_args off
 	((${#off[@]})) && log "lunwatch: ${off[*]}"
 	if [[ ${LW_PROBES_JSON:-0} == 1 || ${LAB_PROBES_JSON:-0} == 1 ]]; then
 		timeout -k 5 120 "$LAB_LUNWATCH" probes --json "${off[@]}" > "$LAB_OUT/probes.json" 2> "$LAB_OUT/probes.stderr"
@@ -131,6 +129,8 @@ lw_start() {
 			--state-file /run/lunwatch/bindings.json --alerts-file "$LW_ALERTS" --record "$LW_RECORD"
 			--metrics-listen "$LW_METRICS" --guard "$LAB_GUARD" --dump-dir "$LAB_OUT/dumps" --dump-after 3
 			--dump-before 120)
+		# LW_CONFIG=FILE: the agent's INI config too (replay_matches_live replays with it)
+		[[ -n ${LW_CONFIG:-} ]] && extra+=(--config "$LW_CONFIG")
 		# containment (scenario containment): LAB_CONTAIN=offline,pause
 		[[ -n ${LAB_CONTAIN:-} ]] && extra+=(--contain "$LAB_CONTAIN" --libvirt-uri qemu:///system)
 		[[ ${LW_APPEND:-0} == 1 ]] || : > "$LW_ALERTS"
@@ -507,6 +507,65 @@ replay_reproduces() {
 		lw_record PASS "lunwatch replay of the recording ($(du -k "$LW_RECORD" | cut -f1) KiB) reproduces $rule (rc=$rc: $(alert_brief <<< "$out" | cut -c1-250))"
 	else
 		lw_record FAIL "lunwatch replay of the recording reproduces $rule: not in its output (rc=$rc, $(wc -l < "$LAB_OUT/replay-alerts.jsonl") lines; stderr: $(tail -2 "$LAB_OUT/replay.stderr" | tr '\n' ' ' | cut -c1-200))"
+	fi
+}
+# lw_disable_args ARRAY: the --disable-hook flags LAB_DISABLE_HOOKS=a,b and
+# LAB_FORCE_KPROBE=1 (every fentry off: the kprobe twins) ask for, into ARRAY
+lw_disable_args() {
+	local -n _out=$1
+	local h dh=${LAB_DISABLE_HOOKS:-}
+	for h in ${dh//,/ }; do _out+=(--disable-hook "$h"); done
+	[[ ${LAB_FORCE_KPROBE:-0} == 1 ]] && _out+=(--disable-hook fentry)
+	return 0
+}
+
+# probes_after_modules: `lunwatch probes --json` once the agent has stopped and the
+# storage modules are loaded, into probes.json, which scripts/lab compares with
+# tests/lab/expected/probes-<series>.tsv (late-modules saved the table from before
+# the modules loaded as probes-before-modules.json)
+probes_after_modules() {
+	local off=() rc
+	lw_disable_args off
+	timeout -k 5 120 "$LAB_LUNWATCH" probes --json "${off[@]}" > "$LAB_OUT/probes.json" 2> "$LAB_OUT/probes.stderr"
+	rc=$?
+	if ((rc == 0)) && jq -e '.hooks | length > 0' "$LAB_OUT/probes.json" > /dev/null 2>&1; then
+		lw_record PASS "lunwatch probes --json after the modules loaded: $(jq -r '[.hooks[] | .status] | group_by(.) | map("\(.[0]):\(length)") | join(" ")' "$LAB_OUT/probes.json")"
+	else
+		lw_record FAIL "lunwatch probes --json after the modules loaded: rc=$rc, $(tail -1 "$LAB_OUT/probes.stderr" | cut -c1-200)"
+	fi
+}
+
+# replay_matches_live CONFIG ALLOWED_COMM: `lunwatch replay --config CONFIG` of the
+# recording reaches the live agent's verdicts: the same set of (rule, instance, device)
+# among firing alerts. The live agent ran with CONFIG (LW_CONFIG), whose [agent]
+# host_allowlist adds ALLOWED_COMM, a host process that read a volume device: a replay
+# without the config must raise HOST_PROCESS_ACCESS for it (else the check proves
+# nothing about the config reaching the replay).
+replay_matches_live() {
+	local conf=$1 comm=$2 live replay bare
+	if [[ ! -s $LW_RECORD ]]; then
+		lw_record FAIL "replay with the live config: no recording at $LW_RECORD"
+		return
+	fi
+	local key='select((.state // "ALERT_FIRING") == "ALERT_FIRING") | [.rule, (.instance.name // "-"), (.device_name // "-")] | @tsv'
+	live=$(jq -r -R "fromjson? | $key" "$LW_ALERTS" | sort -u)
+	timeout -k 5 120 "$LAB_LUNWATCH" replay --config "$conf" "$LW_RECORD" > "$LAB_OUT/replay-config.jsonl" 2> "$LAB_OUT/replay-config.stderr"
+	replay=$(jq -r -R "fromjson? | $key" "$LAB_OUT/replay-config.jsonl" | sort -u)
+	: > "$LAB_OUT/empty.conf"
+	timeout -k 5 120 "$LAB_LUNWATCH" replay --config "$LAB_OUT/empty.conf" "$LW_RECORD" > "$LAB_OUT/replay-default.jsonl" 2> "$LAB_OUT/replay-default.stderr"
+	bare=$(jq -r -R --arg c "$comm" 'fromjson? | select(.rule == "HOST_PROCESS_ACCESS" and ((.comm // "") | startswith($c))) | .comm' "$LAB_OUT/replay-default.jsonl" | head -1)
+	if [[ -z $bare ]]; then
+		lw_record FAIL "replay without the config raises HOST_PROCESS_ACCESS for $comm (the allowlist check needs it): $(wc -l < "$LAB_OUT/replay-default.jsonl") lines, none; stderr: $(tail -1 "$LAB_OUT/replay-default.stderr" | cut -c1-200)"
+	else
+		lw_record PASS "replay without the config raises HOST_PROCESS_ACCESS for $bare; the live agent's allowlist ($conf) did not"
+	fi
+	if grep -q "^HOST_PROCESS_ACCESS" <<< "$live" && jq -e -R --arg c "$comm" 'fromjson? | select(.rule == "HOST_PROCESS_ACCESS" and ((.comm // "") | startswith($c)))' "$LW_ALERTS" > /dev/null; then
+		lw_record FAIL "the live agent raised HOST_PROCESS_ACCESS for $comm although its config allows it"
+	fi
+	if [[ -n $live && $live == "$replay" ]]; then
+		lw_record PASS "replay --config $conf reaches the live verdicts: $(wc -l <<< "$live") (rule, instance, device) sets equal: $(tr '\t\n' ' ;' <<< "$live" | cut -c1-300)"
+	else
+		lw_record FAIL "replay --config $conf differs from the live alerts: live [$(tr '\t\n' ' ;' <<< "$live" | cut -c1-300)] replay [$(tr '\t\n' ' ;' <<< "$replay" | cut -c1-300)]"
 	fi
 }
 # lw_note TEXT: a measurement (not an assertion) in the assertions file and the log

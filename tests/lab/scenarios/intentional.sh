@@ -26,6 +26,15 @@ P1=127.0.0.1 P2=127.0.0.2
 SERIAL_A=a1a1a1a1-0000-4000-8000-00000000000a
 SERIAL_B=b2b2b2b2-0000-4000-8000-00000000000b
 
+# The agent runs with a config of its own: its allowlist adds a host backup tool
+# (lwbackup, below); `lunwatch replay --config` of the recording must reach the live
+# verdicts (replay_matches_live). orphan_grace repeats lw_start's --orphan-grace: a
+# replay knows the config, not the live agent's flags.
+mkdir -p /run/lab
+export LW_CONFIG=/run/lab/lunwatch.conf
+printf '[agent]\nhost_allowlist = lwbackup\norphan_grace = 5\n' > "$LW_CONFIG"
+chmod 600 "$LW_CONFIG"
+
 if [[ ${LAB_LATE_MODULES:-0} == 1 ]]; then
 	# Scenario late-modules: lunwatch first, as on a hypervisor whose first volume
 	# attach loads iscsi_tcp and dm_multipath after the agent started.
@@ -61,6 +70,11 @@ INST_SERIALS=$SERIAL_A instance_start A 10 "$DM"
 instance_wait_marker A VOLUME-A-MARKER 30 && gt_pass "A reads its own volume (VOLUME-A-MARKER) through $DM" \
 	|| gt_fail "A never read VOLUME-A-MARKER through $DM"
 collect_state attached
+# A host process on A's volume that the config allows (a backup agent's read)
+cp /bin/dd /run/lab/lwbackup
+/run/lab/lwbackup if="/dev/$DM" of=/dev/null bs=4096 count=4 iflag=direct 2>/dev/null \
+	&& log "host process lwbackup read 16 KiB of $DM (allowed by $LW_CONFIG)" \
+	|| log "host process lwbackup could not read $DM"
 
 step "Cinder attachment delete, storage side only: LUN 1 unmapped (host untouched)"
 instance_mark A
@@ -168,6 +182,8 @@ NAMES_A_IC="(.instance.name == \"$A_NAME\") and (.device_name == \"$DM\") and (.
 lw_expect alert IDENTITY_CHANGED "$NAMES_A_IC and $NAMES_PATHS" "(A=$A_NAME, bound $NAA_A now answers as volB $NAA_B, $DM, $HCTL1+$HCTL2, $IQN LUN 1)"
 lw_expect alert CROSS_INSTANCE_ACCESS "$NAMES_A and $NAMES_PATHS" "(A=$A_NAME, owner $B_NAME/volB, $DM, $HCTL1+$HCTL2, $IQN LUN 1)"
 lw_expect replay_reproduces CROSS_INSTANCE_ACCESS
+lw_expect replay_matches_live "$LW_CONFIG" lwbackup
+[[ ${LAB_LATE_MODULES:-0} == 1 ]] && lw_expect probes_after_modules
 [[ ${LAB_GUARD:-monitor} == enforce ]] || lw_expect dump_checks CROSS_INSTANCE_ACCESS IDENTITY_CHANGED
 if ((GUARD)); then
 	lw_expect alert_any "GUARD_DENIED CROSS_INSTANCE_ACCESS" "(.denied == true) and (.instance.name == \"$A_NAME\")" "with denied=true naming $A_NAME"
