@@ -115,12 +115,12 @@ std::optional<Version> Version::parse(std::string_view in) {
 }
 
 std::strong_ordering compare(const Version& a, const Version& b) {
-  if (auto c = a.epoch <=> b.epoch; c != 0) return c;
+  if (auto c = a.epoch <=> b.epoch; std::is_neq(c)) return c;
   size_t n = std::max(a.release.size(), b.release.size());
   for (size_t k = 0; k < n; ++k) {
     uint64_t x = k < a.release.size() ? a.release[k] : 0;
     uint64_t y = k < b.release.size() ? b.release[k] : 0;
-    if (auto c = x <=> y; c != 0) return c;
+    if (auto c = x <=> y; std::is_neq(c)) return c;
   }
   // packaging's _cmpkey: a bare dev release sorts before any pre-release.
   auto pre_key = [](const Version& v) -> std::tuple<int, uint64_t> {
@@ -128,11 +128,11 @@ std::strong_ordering compare(const Version& a, const Version& b) {
     if (v.pre_kind < 0) return {3, 0};
     return {v.pre_kind, v.pre_num};
   };
-  if (auto c = pre_key(a) <=> pre_key(b); c != 0) return c;
+  if (auto c = pre_key(a) <=> pre_key(b); std::is_neq(c)) return c;
   auto post_key = [](const Version& v) -> std::tuple<int, uint64_t> {
     return v.post ? std::tuple<int, uint64_t>{1, *v.post} : std::tuple<int, uint64_t>{0, 0};
   };
-  if (auto c = post_key(a) <=> post_key(b); c != 0) return c;
+  if (auto c = post_key(a) <=> post_key(b); std::is_neq(c)) return c;
   auto dev_key = [](const Version& v) -> std::tuple<int, uint64_t> {
     return v.dev ? std::tuple<int, uint64_t>{0, *v.dev} : std::tuple<int, uint64_t>{1, 0};
   };

@@ -42,9 +42,9 @@ inline bool same_instance(const v1::Attachment& a, const v1::Instance& i) {
 
 inline const std::vector<const v1::Attachment*>& lookup(
     const std::map<std::string, std::vector<const v1::Attachment*>>& m, const std::string& k) {
-  static const std::vector<const v1::Attachment*> kEmpty;
+  static const std::vector<const v1::Attachment*> empty_list;
   auto it = m.find(k);
-  return it == m.end() ? kEmpty : it->second;
+  return it == m.end() ? empty_list : it->second;
 }
 
 }  // namespace lunwatch::detect::internal

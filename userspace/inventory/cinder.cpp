@@ -181,7 +181,7 @@ Result<void> parse_fc(const json& data, ConnectionInfo& ci) {
 }
 
 v1::AttachmentStatus status_of(const std::string& s) {
-  static const std::map<std::string, v1::AttachmentStatus> kMap = {
+  static const std::map<std::string, v1::AttachmentStatus> by_name = {
       {"attached", v1::ATTACHMENT_ATTACHED},
       {"attaching", v1::ATTACHMENT_ATTACHING},
       {"detached", v1::ATTACHMENT_DETACHED},
@@ -190,8 +190,8 @@ v1::AttachmentStatus status_of(const std::string& s) {
       {"error_detaching", v1::ATTACHMENT_ERROR_DETACHING},
       {"deleted", v1::ATTACHMENT_DELETED},
   };
-  auto it = kMap.find(lower(s));
-  return it == kMap.end() ? v1::ATTACHMENT_STATUS_UNKNOWN : it->second;
+  auto it = by_name.find(lower(s));
+  return it == by_name.end() ? v1::ATTACHMENT_STATUS_UNKNOWN : it->second;
 }
 
 std::string percent_encode(std::string_view s) {

@@ -23,7 +23,7 @@ void FlightRecorder::evict_front() {
   auto& ev = window_.front();
   auto key = baseline_key(ev);
   if (!key.empty()) baseline_[key] = std::move(ev);
-  bytes_ -= window_.size() ? sizes_.front() : 0;
+  bytes_ -= window_.empty() ? 0 : sizes_.front();
   sizes_.pop_front();
   window_.pop_front();
   evicted_++;
