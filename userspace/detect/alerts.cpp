@@ -19,6 +19,12 @@ v1::Alert Correlator::make_alert(v1::Rule rule, const std::string& subject, cons
   a.set_state(v1::ALERT_FIRING);
   a.set_unix_ms(trigger.unix_ms() ? trigger.unix_ms() : now_unix_ms_);
   a.set_ts_ns(trigger.ts_ns());
+  if (deciding_) {
+    // A flow judged again: the I/O stays the trigger, the time is when the
+    // change that decided the verdict arrived.
+    a.set_unix_ms(deciding_->unix_ms() ? deciding_->unix_ms() : now_unix_ms_);
+    a.set_ts_ns(deciding_->ts_ns() ? deciding_->ts_ns() : now_ns_);
+  }
   a.set_count(1);
   a.set_hostname(opt_.hostname);
   *a.mutable_trigger() = trigger;
@@ -71,7 +77,7 @@ void Correlator::fire(v1::Alert a, Output& out) {
   if (collecting_) collecting_->push_back(a.id());
   auto it = active_.find(a.id());
   if (it != active_.end()) {
-    it->second.set_count(it->second.count() + 1);
+    if (!deciding_) it->second.set_count(it->second.count() + 1);  // a re-judgement is no new I/O
     return;
   }
   active_[a.id()] = a;
