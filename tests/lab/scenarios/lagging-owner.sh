@@ -13,8 +13,8 @@
 #      on the device). LUNWATCH: CROSS_INSTANCE_ACCESS naming A and B's volume within
 #      one inventory refresh (--inventory-interval 1: bound 2000 ms) of the record, its
 #      trigger A's read after the remap (not A's first flow), its time the decision.
+export LAB_GUARD=${LAB_GUARD:-off}  # before the libraries: their default is monitor
 . "$(dirname "$0")/../lib/common.sh"
-export LAB_GUARD=${LAB_GUARD:-off}
 
 IQN=iqn.2010-10.org.openstack:volumes-shared
 P1=127.0.0.1 P2=127.0.0.2
