@@ -815,3 +815,115 @@ TEST(Correlator, BindingsLoadedAfterTheFlowJudgeItAgain) {
   EXPECT_EQ(cross[0].owner().uuid(), kUuidB);
   EXPECT_EQ(cross[0].trigger().flow().pid(), 452u);
 }
+
+// Issue 12 point 6: every rule resolves when its condition clears (or after a
+// quiet period), and a recurrence fires again.
+namespace {
+std::vector<v1::Alert> of_rule(const std::vector<v1::Alert>& all, v1::Rule r, v1::AlertState st) {
+  std::vector<v1::Alert> out;
+  for (const auto& a : all)
+    if (a.rule() == r && a.state() == st) out.push_back(a);
+  return out;
+}
+size_t active_of(Correlator& c, v1::Rule r) {
+  auto all = c.active_alerts();
+  return static_cast<size_t>(std::count_if(all.begin(), all.end(), [&](const v1::Alert& a) { return a.rule() == r; }));
+}
+}  // namespace
+
+TEST(AlertLifecycle, CrossInstanceAccessResolvesWhenTheOwnerDetachesAndFiresAgainOnRecurrence) {
+  Stream s;
+  attach_a_array_serial(s);
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a")});
+  s.identity_both(kWb, kSerB);
+  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+  auto with_b = [](v1::AttachmentStatus st) {
+    return std::vector<v1::Attachment>{Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a"),
+                                       Stream::cinder_att(kUuidB, kVolB, st, "att-b")};
+  };
+  s.cinder(with_b(v1::ATTACHMENT_ATTACHED));
+  ASSERT_EQ(active_of(s.c(), v1::CROSS_INSTANCE_ACCESS), 1u);
+  // B detaches: volB has no live owner; A's I/O to it is no cross-instance access.
+  auto out = s.cinder(with_b(v1::ATTACHMENT_DETACHED));
+  auto resolved = of_rule(out.alerts, v1::CROSS_INSTANCE_ACCESS, v1::ALERT_RESOLVED);
+  ASSERT_EQ(resolved.size(), 1u);
+  EXPECT_TRUE(resolved[0].trigger().has_inventory()) << "resolved by the record that cleared it";
+  EXPECT_EQ(active_of(s.c(), v1::CROSS_INSTANCE_ACCESS), 0u);
+  EXPECT_EQ(active_of(s.c(), v1::STALE_ATTACHMENT_IO), 1u) << "A's own attachment is still deleted";
+  // B attached again (a recurrence): fires again.
+  out = s.cinder(with_b(v1::ATTACHMENT_ATTACHED));
+  EXPECT_EQ(of_rule(out.alerts, v1::CROSS_INSTANCE_ACCESS, v1::ALERT_FIRING).size(), 1u);
+  EXPECT_EQ(active_of(s.c(), v1::CROSS_INSTANCE_ACCESS), 1u);
+  EXPECT_EQ(s.firing(v1::CROSS_INSTANCE_ACCESS).size(), 2u);
+}
+
+TEST(AlertLifecycle, StaleAttachmentIoResolvesWhenTheAttachmentIsBack) {
+  Stream s;
+  attach_a_array_serial(s);
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a")});
+  ASSERT_EQ(active_of(s.c(), v1::STALE_ATTACHMENT_IO), 1u);
+  auto out = s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
+  EXPECT_EQ(of_rule(out.alerts, v1::STALE_ATTACHMENT_IO, v1::ALERT_RESOLVED).size(), 1u);
+  EXPECT_EQ(active_of(s.c(), v1::STALE_ATTACHMENT_IO), 0u);
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a")});
+  EXPECT_EQ(active_of(s.c(), v1::STALE_ATTACHMENT_IO), 1u);
+  EXPECT_EQ(s.firing(v1::STALE_ATTACHMENT_IO).size(), 2u) << "a recurrence fires again";
+}
+
+TEST(AlertLifecycle, HostProcessAccessResolvesAfterAQuietPeriodAndFiresAgain) {
+  detect::CorrelatorOptions o;
+  o.alert_quiet_ns = 10'000'000'000ULL;
+  Stream s(o);
+  attach_a(s);
+  s.flow(777, "dd", "", "");
+  ASSERT_EQ(active_of(s.c(), v1::HOST_PROCESS_ACCESS), 1u);
+  s.advance(11'000'000'000ULL);
+  auto out = s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
+  EXPECT_TRUE(std::find(out.rearm.begin(), out.rearm.end(), "254:0") != out.rearm.end())
+      << "first the flow is re-armed: is the process still doing I/O?";
+  EXPECT_EQ(active_of(s.c(), v1::HOST_PROCESS_ACCESS), 1u);
+  // It is: its next I/O (a new kernel flow) is a repeat, the alert stays.
+  s.flow(777, "dd", "", "");
+  EXPECT_EQ(s.firing(v1::HOST_PROCESS_ACCESS).size(), 1u);
+  // Then it stops: one quiet period re-arms it again, one more without I/O resolves it.
+  s.advance(11'000'000'000ULL);
+  out = s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
+  EXPECT_TRUE(std::find(out.rearm.begin(), out.rearm.end(), "254:0") != out.rearm.end());
+  EXPECT_EQ(active_of(s.c(), v1::HOST_PROCESS_ACCESS), 1u);
+  s.advance(11'000'000'000ULL);
+  out = s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
+  EXPECT_EQ(of_rule(out.alerts, v1::HOST_PROCESS_ACCESS, v1::ALERT_RESOLVED).size(), 1u);
+  EXPECT_EQ(active_of(s.c(), v1::HOST_PROCESS_ACCESS), 0u);
+  // A recurrence fires again.
+  s.flow(777, "dd", "", "");
+  EXPECT_EQ(active_of(s.c(), v1::HOST_PROCESS_ACCESS), 1u);
+  EXPECT_EQ(s.firing(v1::HOST_PROCESS_ACCESS).size(), 2u);
+}
+
+TEST(AlertLifecycle, GuardDeniedResolvesAfterAQuietPeriod) {
+  detect::CorrelatorOptions o;
+  o.alert_quiet_ns = 10'000'000'000ULL;
+  Stream s(o);
+  attach_a(s);
+  v1::Event g;
+  g.mutable_guard()->set_pid(452);
+  g.mutable_guard()->set_comm("qemu-system-x86");
+  g.mutable_guard()->set_dev("254:0");
+  g.mutable_guard()->set_denied(true);
+  g.mutable_guard()->set_state("quarantined");
+  g.mutable_guard()->mutable_instance()->set_uuid(kUuidA);
+  g.mutable_guard()->mutable_instance()->set_name("instance-0000000a");
+  s.feed(g);
+  ASSERT_EQ(active_of(s.c(), v1::GUARD_DENIED), 1u);
+  s.advance(5'000'000'000ULL);
+  s.feed(g);  // a repeat inside the period
+  s.advance(6'000'000'000ULL);
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
+  EXPECT_EQ(active_of(s.c(), v1::GUARD_DENIED), 1u) << "10 s since the repeat have not passed";
+  s.advance(5'000'000'000ULL);
+  auto out = s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
+  EXPECT_EQ(of_rule(out.alerts, v1::GUARD_DENIED, v1::ALERT_RESOLVED).size(), 1u);
+  EXPECT_EQ(active_of(s.c(), v1::GUARD_DENIED), 0u);
+  s.feed(g);
+  EXPECT_EQ(s.firing(v1::GUARD_DENIED).size(), 2u) << "a recurrence fires again";
+}

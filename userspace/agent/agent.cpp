@@ -358,6 +358,7 @@ void Agent::Impl::write_capture() {
   cfg["dump_severity"] = o_.dump_severity;
   cfg["verify_interval_s"] = std::to_string(o_.verify_interval_s);
   cfg["orphan_grace_s"] = std::to_string(o_.orphan_grace_s);
+  cfg["alert_quiet_s"] = std::to_string(o_.alert_quiet_s);
 
   if (auto dir = ensure_private_dir(o_.dump_dir, 0750); !dir) {  // never into a folder others can write
     metrics_.dump_error("unsafe_dir");

@@ -101,6 +101,7 @@ void Correlator::on_event(const v1::Event& ev, Output& out) {
   // What decides a flow's verdict changed: the flows the kernel still holds
   // are judged again now, not only on their next new flow (there may be none).
   if (gen_ != gen_before && !ev.has_flow()) rejudge(ev, out);
+  resolve_quiet(ev, out);
 }
 
 void Correlator::on_flow(const v1::Event& ev, Output& out) {
@@ -144,6 +145,19 @@ void Correlator::evaluate_instance_flow(const v1::Event& ev, Output& out) {
   judge_instance_flow(ev, out);
   collecting_ = nullptr;
   if (identity_of(f.dev()).complete) {  // an unverified device is judged again when its answer comes
+    // What this flow's previous verdict raised and this one does not has
+    // cleared (the owner detached, the attachment is back), unless another
+    // live flow's verdict still holds it: resolved, so a recurrence fires again.
+    if (vit != verdicts_.end())
+      for (const auto& id : vit->second.alert_ids) {
+        if (std::find(fired.begin(), fired.end(), id) != fired.end()) continue;
+        bool held = false;
+        for (const auto& [k, v] : verdicts_)
+          if (k != vkey && live_flows_.count(k) &&
+              std::find(v.alert_ids.begin(), v.alert_ids.end(), id) != v.alert_ids.end())
+            held = true;
+        if (!held) resolve(id, deciding_ ? *deciding_ : ev, out);
+      }
     if (verdicts_.size() > 65536) verdicts_.clear();
     verdicts_[vkey] = Verdict{gen_, std::move(fired)};
   }

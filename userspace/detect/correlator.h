@@ -31,6 +31,10 @@ struct CorrelatorOptions {
   // A libvirt disk with no Cinder record at all is a divergence only after this
   // long (Cinder's list may not have been refreshed since the attach).
   uint64_t divergence_grace_ns = 30'000'000'000ULL;
+  // HOST_PROCESS_ACCESS and GUARD_DENIED (alerts on single attempts, with no
+  // state to clear) resolve after this long without a repeat; a recurrence
+  // then fires again. 0: never.
+  uint64_t alert_quiet_ns = 300'000'000'000ULL;
   std::string hostname;
 };
 
@@ -163,6 +167,7 @@ class Correlator {
   void describe_device(const std::string& d, v1::Alert& a) const;
   void fire(v1::Alert a, Output& out);
   void resolve(const std::string& id, const v1::Event& trigger, Output& out);
+  void resolve_quiet(const v1::Event& trigger, Output& out);
 
   CorrelatorOptions opt_;
   std::map<std::string, Dev> devs_;  // by "major:minor"
@@ -186,7 +191,10 @@ class Correlator {
   // Forgotten when the flow is re-armed (the next I/O reports afresh), its
   // device leaves, or its process is no longer the instance's qemu.
   std::unordered_map<std::string, v1::Event> live_flows_;
-  const v1::Event* deciding_ = nullptr;  // a re-judgement: the event that decided it
+  const v1::Event* deciding_ = nullptr;          // a re-judgement: the event that decided it
+  std::map<std::string, uint64_t> last_hit_ns_;  // active alert id -> its last repeat (now_ns_)
+  uint64_t quiet_checked_ns_ = 0;
+  std::set<std::string> probing_;  // quiet HOST_PROCESS_ACCESS whose flow was re-armed: one more period
   BindingStore bindings_;
   mutable Index index_;
   uint64_t now_ns_ = 0;
