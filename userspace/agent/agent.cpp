@@ -673,6 +673,11 @@ int Agent::Impl::run() {
         metrics_.set_alert_output(alerts_out_->write_failures(), alerts_out_->spooled(), alerts_out_->dropped());
         sync_guard();
         update_metrics();
+        // Containment retries a failed action while its alert fires (the
+        // runner's backoff decides when; done actions are not repeated).
+        if (contain_ && contain_->enabled())
+          for (const auto& a : correlator().active_alerts())
+            if (a.rule() == v1::CROSS_INSTANCE_ACCESS) contain_->start(a, mono_ns());
       },
       start, Clock::duration::zero());
   // The posture audit reads dpkg status and Python metadata: not on the way to
