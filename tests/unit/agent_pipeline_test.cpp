@@ -236,12 +236,14 @@ TEST(AgentOptions, CorrelatorOptionsComeFromTheConfig) {
   AgentOptions config;
   config.host_allowlist_extra = {"backupd", "zfs"};
   config.orphan_grace_s = 2.5;
+  config.alert_quiet_s = 42;
   config.hostname = "hv9";
   auto co = correlator_options(config);
   detect::CorrelatorOptions defaults;
   EXPECT_EQ(co.host_allowlist.size(), defaults.host_allowlist.size() + 2);
   EXPECT_EQ(co.host_allowlist.back(), "zfs");
   EXPECT_EQ(co.orphan_grace_ns, 2'500'000'000ull);
+  EXPECT_EQ(co.alert_quiet_ns, 42'000'000'000ull);
   EXPECT_EQ(co.hostname, "hv9");
   config.hostname.clear();
   EXPECT_FALSE(correlator_options(config).hostname.empty());  // this host's name

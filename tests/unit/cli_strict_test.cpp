@@ -63,6 +63,7 @@ TEST(CliStrict, BadConfigIsOneLineAndExit2) {
       {"negative", "[agent]\ninventory_interval = -5\n", "inventory_interval must be more than 0"},
       {"zero", "[agent]\ntopology_interval = 0\n", "topology_interval must be more than 0"},
       {"huge", "[agent]\norphan_grace = 1e300\n", "orphan_grace must be at least 0 and at most"},
+      {"quiet", "[agent]\nalert_quiet = -1\n", "alert_quiet must be at least 0 and at most"},
       {"severity", "[agent]\ndump_severity = loud\n", "dump_severity must be"},
       {"format", "[agent]\nalert_format = xml\n", "alert_format must be json or falco"},
       {"listen", "[agent]\nmetrics_listen = garbage\n", "metrics_listen must be host:port"},

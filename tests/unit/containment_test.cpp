@@ -186,6 +186,38 @@ TEST(ContainmentRunner, AVanishedDeviceIsAFailureThatIsRetriedLater) {
   EXPECT_FALSE(r.busy()) << "not retried before retry_after_s";
 }
 
+TEST(ContainmentRunner, AFailedActionIsRetriedWithBoundedBackoff) {
+  testutil::TempDir d;
+  contain::Options o;
+  o.offline_scsi_device = true;
+  o.sysfs_root = d.path() + "/sys";  // no such device: every offline fails
+  o.retry_after_s = 1;
+  o.retry_max_s = 3;
+  contain::Runner r(o);
+  const uint64_t s = 1'000'000'000ULL, t0 = 100 * s;
+  auto attempts = [&](uint64_t at) {
+    r.start(leak(), at);
+    auto got = r.poll(at);
+    return got.empty() ? 0 : got[0].containment_size();
+  };
+  ASSERT_EQ(attempts(t0), 2) << "both paths tried, both failed";
+  EXPECT_EQ(attempts(t0 + s / 2), 0) << "1 s after the first failure";
+  EXPECT_EQ(attempts(t0 + s), 2) << "retried after retry_after_s";
+  EXPECT_EQ(attempts(t0 + 2 * s + s / 2), 0) << "then 2 s";
+  EXPECT_EQ(attempts(t0 + 3 * s), 2);
+  EXPECT_EQ(attempts(t0 + 6 * s - 1), 0) << "then 4 s, capped at retry_max_s (3 s)";
+  EXPECT_EQ(attempts(t0 + 6 * s), 2);
+  EXPECT_EQ(attempts(t0 + 9 * s), 2) << "the cap holds";
+  // The device appears: the next retry succeeds and is never repeated.
+  scsi_device(d, "0:0:0:1", "running");
+  scsi_device(d, "1:0:0:1", "running");
+  r.start(leak(), t0 + 12 * s);
+  auto got = r.poll(t0 + 12 * s);
+  ASSERT_EQ(got.size(), 1u);
+  for (const auto& c : got[0].containment()) EXPECT_EQ(c.result(), v1::CONTAIN_DONE) << c.detail();
+  EXPECT_EQ(attempts(t0 + 100 * s), 0) << "done: not repeated";
+}
+
 TEST(ContainmentRunner, PausesThroughVirshWithTheUriAndUuid) {
   testutil::TempDir d;
   contain::Options o;

@@ -697,3 +697,233 @@ TEST(QueueHold, AMapIsInDoubtWhenClosedOrAPathIsUnknown) {
   kernel[(254u << 20) | 0u].state = LW_GUARD_UNVERIFIED;  // closed by the kernel (a scan)
   EXPECT_EQ(guard::maps_in_doubt(s.c(), kernel), std::set<std::string>{"254:0"});
 }
+
+// Issue 12 point 2: a flow is judged again whenever what decides it changes.
+namespace {
+const char* kSerA = "LIO-ARRAY-0000A";  // array serials that are not Cinder volume ids
+const char* kSerB = "LIO-ARRAY-0000B";
+
+// A on dm-0 (serial not a volume id), bound to kWa, doing I/O.
+void attach_a_array_serial(Stream& s) {
+  s.topology();
+  s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA)},
+            {Stream::domain(kUuidA, "instance-0000000a", 452), Stream::domain(kUuidB, "instance-0000000b", 1022)});
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
+  s.identity_both(kWa, kSerA);
+  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+}
+}  // namespace
+
+TEST(Correlator, AnOwnerRecordArrivingAfterTheLeakedReadJudgesTheLiveFlowAgain) {
+  Stream s;
+  attach_a_array_serial(s);
+  ASSERT_NE(s.c().bindings().find(kUuidA, kVolA), nullptr);
+  // The LUN is remapped to B's volume; Cinder knows nothing of B yet.
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a")});
+  s.scan(0);
+  s.identity("8:0", "sda", kWb, kSerB);
+  auto out = s.identity("8:16", "sdb", kWb, kSerB);
+  EXPECT_TRUE(std::find(out.rearm.begin(), out.rearm.end(), "254:0") != out.rearm.end());
+  EXPECT_EQ(s.firing(v1::IDENTITY_CHANGED).size(), 1u);
+  EXPECT_TRUE(s.firing(v1::CROSS_INSTANCE_ACCESS).empty()) << "the pre-remap flow is no evidence of the leak";
+  // A's read of B's volume (a new kernel flow after the re-arm): no owner known.
+  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+  ASSERT_TRUE(s.firing(v1::CROSS_INSTANCE_ACCESS).empty()) << "no owner of kWb known yet";
+  // Same inventory again: nothing changes, nothing fires.
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a")});
+  ASSERT_TRUE(s.firing(v1::CROSS_INSTANCE_ACCESS).empty());
+  // B's Cinder record arrives: B is bound to kWb, and A's live flow is judged
+  // again without any new kernel flow.
+  auto rec = s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a"),
+                       Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b")});
+  ASSERT_NE(s.c().bindings().find(kUuidB, kVolB), nullptr);
+  auto cross = s.firing(v1::CROSS_INSTANCE_ACCESS);
+  ASSERT_EQ(cross.size(), 1u);
+  EXPECT_EQ(cross[0].instance().uuid(), kUuidA);
+  EXPECT_EQ(cross[0].owner().uuid(), kUuidB);
+  EXPECT_EQ(cross[0].owner_volume_id(), kVolB);
+  EXPECT_EQ(cross[0].count(), 1u);
+  ASSERT_TRUE(cross[0].trigger().has_flow());
+  EXPECT_EQ(cross[0].trigger().flow().pid(), 452u);
+  // The trigger is A's read after the remap, the time is the record's arrival.
+  EXPECT_GT(cross[0].trigger().ts_ns(), s.firing(v1::IDENTITY_CHANGED)[0].ts_ns());
+  EXPECT_EQ(rec.alerts.size(), 1u);
+  EXPECT_EQ(cross[0].unix_ms(), s.alerts().back().unix_ms());
+  EXPECT_GT(cross[0].unix_ms(), cross[0].trigger().unix_ms());
+  // Another refresh with the same records: no second alert, no extra count.
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a"),
+            Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b")});
+  EXPECT_EQ(s.firing(v1::CROSS_INSTANCE_ACCESS).size(), 1u);
+  auto active = s.c().active_alerts();
+  auto it = std::find_if(active.begin(), active.end(),
+                         [](const v1::Alert& a) { return a.rule() == v1::CROSS_INSTANCE_ACCESS; });
+  ASSERT_NE(it, active.end());
+  EXPECT_EQ(it->count(), 1u) << "a re-judgement is no new I/O";
+}
+
+TEST(Correlator, AnAttachmentDeletedWhileItsQemuDoesIoRaisesStaleAttachmentIo) {
+  Stream s;
+  attach_a_array_serial(s);
+  ASSERT_TRUE(s.firing(v1::STALE_ATTACHMENT_IO).empty());
+  // Cinder deletes A's attachment; A's qemu keeps its flow (no new kernel flow).
+  auto out = s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a")});
+  auto stale = s.firing(v1::STALE_ATTACHMENT_IO);
+  ASSERT_EQ(stale.size(), 1u);
+  EXPECT_EQ(stale[0].instance().uuid(), kUuidA);
+  EXPECT_EQ(stale[0].volume_id(), kVolA);
+  EXPECT_EQ(stale[0].pid(), 452u);
+  EXPECT_TRUE(s.firing(v1::CROSS_INSTANCE_ACCESS).empty());
+}
+
+TEST(Correlator, AFlowWhoseProcessIsNoLongerTheQemuIsNotJudgedAgain) {
+  Stream s;
+  attach_a_array_serial(s);
+  // libvirt: A now runs under another pid (452 exited; the old flow is dead).
+  s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA)},
+            {Stream::domain(kUuidA, "instance-0000000a", 9999)});
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a")});
+  EXPECT_TRUE(s.firing(v1::STALE_ATTACHMENT_IO).empty()) << "pid 452 is not A's qemu any more";
+  // The new qemu's I/O is judged as ever.
+  s.flow(9999, "qemu-system-x86", kUuidA, "instance-0000000a");
+  EXPECT_EQ(s.firing(v1::STALE_ATTACHMENT_IO).size(), 1u);
+}
+
+TEST(Correlator, BindingsLoadedAfterTheFlowJudgeItAgain) {
+  Stream s;
+  // A reads dm-0, which answers as kWb with an array serial: no owner known.
+  s.topology(true, kWb);
+  s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA)});
+  s.identity_both(kWb, kSerB);
+  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+  ASSERT_TRUE(s.firing(v1::CROSS_INSTANCE_ACCESS).empty());
+  // The binding store names B as kWb's owner (B's record is in Cinder too).
+  // (B's record lists no target here, so only the store can bind it.)
+  auto rec_b = Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b");
+  rec_b.clear_targets();
+  s.cinder({rec_b});
+  ASSERT_TRUE(s.firing(v1::CROSS_INSTANCE_ACCESS).empty());
+  v1::Event b;
+  auto* bb = b.mutable_bindings()->add_bindings();
+  bb->set_instance_uuid(kUuidB);
+  bb->set_instance_name("instance-0000000b");
+  bb->set_volume_id(kVolB);
+  bb->set_wwid(kWb);
+  auto out = s.feed(b);
+  ASSERT_EQ(out.alerts.size(), 1u);
+  auto cross = s.firing(v1::CROSS_INSTANCE_ACCESS);
+  ASSERT_EQ(cross.size(), 1u) << "the live flow is judged again when the bindings change";
+  EXPECT_EQ(cross[0].owner().uuid(), kUuidB);
+  EXPECT_EQ(cross[0].trigger().flow().pid(), 452u);
+}
+
+// Issue 12 point 6: every rule resolves when its condition clears (or after a
+// quiet period), and a recurrence fires again.
+namespace {
+std::vector<v1::Alert> of_rule(const std::vector<v1::Alert>& all, v1::Rule r, v1::AlertState st) {
+  std::vector<v1::Alert> out;
+  for (const auto& a : all)
+    if (a.rule() == r && a.state() == st) out.push_back(a);
+  return out;
+}
+size_t active_of(Correlator& c, v1::Rule r) {
+  auto all = c.active_alerts();
+  return static_cast<size_t>(std::count_if(all.begin(), all.end(), [&](const v1::Alert& a) { return a.rule() == r; }));
+}
+}  // namespace
+
+TEST(AlertLifecycle, CrossInstanceAccessResolvesWhenTheOwnerDetachesAndFiresAgainOnRecurrence) {
+  Stream s;
+  attach_a_array_serial(s);
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a")});
+  s.identity_both(kWb, kSerB);
+  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+  auto with_b = [](v1::AttachmentStatus st) {
+    return std::vector<v1::Attachment>{Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a"),
+                                       Stream::cinder_att(kUuidB, kVolB, st, "att-b")};
+  };
+  s.cinder(with_b(v1::ATTACHMENT_ATTACHED));
+  ASSERT_EQ(active_of(s.c(), v1::CROSS_INSTANCE_ACCESS), 1u);
+  // B detaches: volB has no live owner; A's I/O to it is no cross-instance access.
+  auto out = s.cinder(with_b(v1::ATTACHMENT_DETACHED));
+  auto resolved = of_rule(out.alerts, v1::CROSS_INSTANCE_ACCESS, v1::ALERT_RESOLVED);
+  ASSERT_EQ(resolved.size(), 1u);
+  EXPECT_TRUE(resolved[0].trigger().has_inventory()) << "resolved by the record that cleared it";
+  EXPECT_EQ(active_of(s.c(), v1::CROSS_INSTANCE_ACCESS), 0u);
+  EXPECT_EQ(active_of(s.c(), v1::STALE_ATTACHMENT_IO), 1u) << "A's own attachment is still deleted";
+  // B attached again (a recurrence): fires again.
+  out = s.cinder(with_b(v1::ATTACHMENT_ATTACHED));
+  EXPECT_EQ(of_rule(out.alerts, v1::CROSS_INSTANCE_ACCESS, v1::ALERT_FIRING).size(), 1u);
+  EXPECT_EQ(active_of(s.c(), v1::CROSS_INSTANCE_ACCESS), 1u);
+  EXPECT_EQ(s.firing(v1::CROSS_INSTANCE_ACCESS).size(), 2u);
+}
+
+TEST(AlertLifecycle, StaleAttachmentIoResolvesWhenTheAttachmentIsBack) {
+  Stream s;
+  attach_a_array_serial(s);
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a")});
+  ASSERT_EQ(active_of(s.c(), v1::STALE_ATTACHMENT_IO), 1u);
+  auto out = s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
+  EXPECT_EQ(of_rule(out.alerts, v1::STALE_ATTACHMENT_IO, v1::ALERT_RESOLVED).size(), 1u);
+  EXPECT_EQ(active_of(s.c(), v1::STALE_ATTACHMENT_IO), 0u);
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a")});
+  EXPECT_EQ(active_of(s.c(), v1::STALE_ATTACHMENT_IO), 1u);
+  EXPECT_EQ(s.firing(v1::STALE_ATTACHMENT_IO).size(), 2u) << "a recurrence fires again";
+}
+
+TEST(AlertLifecycle, HostProcessAccessResolvesAfterAQuietPeriodAndFiresAgain) {
+  detect::CorrelatorOptions o;
+  o.alert_quiet_ns = 10'000'000'000ULL;
+  Stream s(o);
+  attach_a(s);
+  s.flow(777, "dd", "", "");
+  ASSERT_EQ(active_of(s.c(), v1::HOST_PROCESS_ACCESS), 1u);
+  s.advance(11'000'000'000ULL);
+  auto out = s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
+  EXPECT_TRUE(std::find(out.rearm.begin(), out.rearm.end(), "254:0") != out.rearm.end())
+      << "first the flow is re-armed: is the process still doing I/O?";
+  EXPECT_EQ(active_of(s.c(), v1::HOST_PROCESS_ACCESS), 1u);
+  // It is: its next I/O (a new kernel flow) is a repeat, the alert stays.
+  s.flow(777, "dd", "", "");
+  EXPECT_EQ(s.firing(v1::HOST_PROCESS_ACCESS).size(), 1u);
+  // Then it stops: one quiet period re-arms it again, one more without I/O resolves it.
+  s.advance(11'000'000'000ULL);
+  out = s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
+  EXPECT_TRUE(std::find(out.rearm.begin(), out.rearm.end(), "254:0") != out.rearm.end());
+  EXPECT_EQ(active_of(s.c(), v1::HOST_PROCESS_ACCESS), 1u);
+  s.advance(11'000'000'000ULL);
+  out = s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
+  EXPECT_EQ(of_rule(out.alerts, v1::HOST_PROCESS_ACCESS, v1::ALERT_RESOLVED).size(), 1u);
+  EXPECT_EQ(active_of(s.c(), v1::HOST_PROCESS_ACCESS), 0u);
+  // A recurrence fires again.
+  s.flow(777, "dd", "", "");
+  EXPECT_EQ(active_of(s.c(), v1::HOST_PROCESS_ACCESS), 1u);
+  EXPECT_EQ(s.firing(v1::HOST_PROCESS_ACCESS).size(), 2u);
+}
+
+TEST(AlertLifecycle, GuardDeniedResolvesAfterAQuietPeriod) {
+  detect::CorrelatorOptions o;
+  o.alert_quiet_ns = 10'000'000'000ULL;
+  Stream s(o);
+  attach_a(s);
+  v1::Event g;
+  g.mutable_guard()->set_pid(452);
+  g.mutable_guard()->set_comm("qemu-system-x86");
+  g.mutable_guard()->set_dev("254:0");
+  g.mutable_guard()->set_denied(true);
+  g.mutable_guard()->set_state("quarantined");
+  g.mutable_guard()->mutable_instance()->set_uuid(kUuidA);
+  g.mutable_guard()->mutable_instance()->set_name("instance-0000000a");
+  s.feed(g);
+  ASSERT_EQ(active_of(s.c(), v1::GUARD_DENIED), 1u);
+  s.advance(5'000'000'000ULL);
+  s.feed(g);  // a repeat inside the period
+  s.advance(6'000'000'000ULL);
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
+  EXPECT_EQ(active_of(s.c(), v1::GUARD_DENIED), 1u) << "10 s since the repeat have not passed";
+  s.advance(5'000'000'000ULL);
+  auto out = s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
+  EXPECT_EQ(of_rule(out.alerts, v1::GUARD_DENIED, v1::ALERT_RESOLVED).size(), 1u);
+  EXPECT_EQ(active_of(s.c(), v1::GUARD_DENIED), 0u);
+  s.feed(g);
+  EXPECT_EQ(s.firing(v1::GUARD_DENIED).size(), 2u) << "a recurrence fires again";
+}

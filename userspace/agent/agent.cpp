@@ -358,6 +358,7 @@ void Agent::Impl::write_capture() {
   cfg["dump_severity"] = o_.dump_severity;
   cfg["verify_interval_s"] = std::to_string(o_.verify_interval_s);
   cfg["orphan_grace_s"] = std::to_string(o_.orphan_grace_s);
+  cfg["alert_quiet_s"] = std::to_string(o_.alert_quiet_s);
 
   if (auto dir = ensure_private_dir(o_.dump_dir, 0750); !dir) {  // never into a folder others can write
     metrics_.dump_error("unsafe_dir");
@@ -672,6 +673,11 @@ int Agent::Impl::run() {
         metrics_.set_alert_output(alerts_out_->write_failures(), alerts_out_->spooled(), alerts_out_->dropped());
         sync_guard();
         update_metrics();
+        // Containment retries a failed action while its alert fires (the
+        // runner's backoff decides when; done actions are not repeated).
+        if (contain_ && contain_->enabled())
+          for (const auto& a : correlator().active_alerts())
+            if (a.rule() == v1::CROSS_INSTANCE_ACCESS) contain_->start(a, mono_ns());
       },
       start, Clock::duration::zero());
   // The posture audit reads dpkg status and Python metadata: not on the way to

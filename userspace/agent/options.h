@@ -43,6 +43,7 @@ struct AgentOptions {
   double topology_interval_s = 30;
   double verify_interval_s = 60;
   double orphan_grace_s = 60;
+  double alert_quiet_s = 300;  // HOST_PROCESS_ACCESS / GUARD_DENIED resolve after this long without a repeat
   double verify_timeout_s = 3;
   double verify_max_age_s = 0;  // bound on a held path's last good verification; 0: 3 x interval + timeout
   std::string hostname;

@@ -26,7 +26,7 @@ const std::map<std::string, std::set<std::string>>& known_keys() {
                  "sysfs_root",     "alerts_file",        "alert_format",      "dump_dir",        "dump_severity",
                  "pin_dir",        "inventory_interval", "topology_interval", "verify_interval", "verify_timeout",
                  "verify_max_age", "orphan_grace",       "dump_before",       "dump_after",      "libvirt",
-                 "attachments",    "host_allowlist"}},
+                 "attachments",    "host_allowlist",     "alert_quiet"}},
       {"containment", {"actions", "virsh", "libvirt_uri", "timeout"}},
       {"cinder",
        {"auth_url", "username", "user_id", "user_domain_name", "user_domain_id", "project_name", "project_id",
@@ -105,6 +105,7 @@ Result<void> validate_options(const AgentOptions& o) {
       {"verify_timeout", o.verify_timeout_s, 0, 600, true},
       {"verify_max_age", o.verify_max_age_s, 0, 86400 * 7, false},  // 0: 3 x verify_interval + verify_timeout
       {"orphan_grace", o.orphan_grace_s, 0, 86400, false},
+      {"alert_quiet", o.alert_quiet_s, 0, 86400 * 7, false},  // 0: never
       {"dump_before", o.dump_before_s, 0, 3600, false},
       {"dump_after", o.dump_after_s, 0, 3600, false},
   };
@@ -219,6 +220,7 @@ Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& 
   num("verify_timeout", o.verify_timeout_s);
   num("verify_max_age", o.verify_max_age_s);
   num("orphan_grace", o.orphan_grace_s);
+  num("alert_quiet", o.alert_quiet_s);
   num("dump_before", o.dump_before_s);
   num("dump_after", o.dump_after_s);
   boolean("agent", "libvirt", o.libvirt);

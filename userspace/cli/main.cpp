@@ -93,6 +93,10 @@ int lunwatch_main(int argc, char** argv) {
       ->add_option("--orphan-grace", agent.orphan_grace_s, "seconds a device may stay unexplained before ORPHAN_DEVICE")
       ->capture_default_str();
   run_cmd
+      ->add_option("--alert-quiet", agent.alert_quiet_s,
+                   "seconds without a repeat after which HOST_PROCESS_ACCESS and GUARD_DENIED resolve (0: never)")
+      ->capture_default_str();
+  run_cmd
       ->add_option("--metrics-listen", agent.metrics_listen,
                    "serve Prometheus /metrics on addr:port (\"\" to turn off)")
       ->capture_default_str();

@@ -237,8 +237,10 @@ void Runner::record(v1::ContainmentAction& r, const Step& s, uint64_t alert_ns, 
   if (r.result() == v1::CONTAIN_DONE || r.result() == v1::CONTAIN_ALREADY) {
     done_[key] = now_ns;
     failed_.erase(key);
+    failures_.erase(key);
   } else {
     failed_[key] = now_ns;
+    failures_[key]++;
   }
   std::string line = std::string("containment: ") + kind_name(s.kind) + " " + result_name(r.result()) + ": " +
                      r.detail() + " (" + std::to_string(r.took_ms()) + " ms after the alert)";
@@ -257,9 +259,12 @@ void Runner::start(const v1::Alert& a, uint64_t now_ns) {
   for (const auto& s : plan(a, o_)) {
     auto key = std::make_pair(static_cast<int>(s.kind), s.target);
     if (done_.count(key)) continue;
-    if (auto f = failed_.find(key);
-        f != failed_.end() && now_ns - f->second < static_cast<uint64_t>(o_.retry_after_s * 1e9))
-      continue;
+    if (auto f = failed_.find(key); f != failed_.end()) {
+      double wait = o_.retry_after_s;
+      for (int i = 1; i < failures_[key] && wait < o_.retry_max_s; ++i) wait *= 2;
+      wait = std::min(wait, o_.retry_max_s);
+      if (now_ns - f->second < static_cast<uint64_t>(wait * 1e9)) continue;
+    }
     // A command for the same target still running (another alert): wait for it.
     bool running = std::any_of(pending_.begin(), pending_.end(), [&](const Pending& q) {
       return std::any_of(q.children.begin(), q.children.end(),

@@ -30,8 +30,11 @@ struct Options {
   std::string sysfs_root = "/sys";
   std::string virsh = "virsh";  // found on PATH unless absolute
   std::string libvirt_uri = "qemu:///system";
-  double timeout_s = 15;      // per command
-  double retry_after_s = 60;  // a failed action is tried again after this
+  double timeout_s = 15;  // per command
+  // A failed action is tried again while its alert fires: after retry_after_s,
+  // then twice as long after each further failure, at most retry_max_s.
+  double retry_after_s = 5;
+  double retry_max_s = 300;
 };
 
 // Parses the --contain list ("offline,pause", "none"); unknown words are errors.
@@ -60,7 +63,8 @@ class Runner {
   bool enabled() const { return o_.offline_scsi_device || o_.pause_domain; }
   const Options& options() const { return o_; }
   // Begins the alert's actions. Actions already done (same kind and target)
-  // are not repeated; a failed one is retried after retry_after_s.
+  // are not repeated; a failed one is retried with bounded backoff (see
+  // Options). The agent calls this again for every firing alert periodically.
   void start(const v1::Alert& a, uint64_t now_ns);
   // Alerts whose every action has a result, each with its containment
   // results appended (written again by the caller, same alert id).
@@ -90,6 +94,7 @@ class Runner {
   std::vector<Pending> pending_;
   std::map<std::pair<int, std::string>, uint64_t> done_;    // (kind, target) -> when done
   std::map<std::pair<int, std::string>, uint64_t> failed_;  // (kind, target) -> when it last failed
+  std::map<std::pair<int, std::string>, int> failures_;     // (kind, target) -> failures in a row
 };
 
 const char* kind_name(v1::ContainmentKind k);      // offline_scsi_device | pause_domain

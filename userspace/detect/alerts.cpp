@@ -19,6 +19,12 @@ v1::Alert Correlator::make_alert(v1::Rule rule, const std::string& subject, cons
   a.set_state(v1::ALERT_FIRING);
   a.set_unix_ms(trigger.unix_ms() ? trigger.unix_ms() : now_unix_ms_);
   a.set_ts_ns(trigger.ts_ns());
+  if (deciding_) {
+    // A flow judged again: the I/O stays the trigger, the time is when the
+    // change that decided the verdict arrived.
+    a.set_unix_ms(deciding_->unix_ms() ? deciding_->unix_ms() : now_unix_ms_);
+    a.set_ts_ns(deciding_->ts_ns() ? deciding_->ts_ns() : now_ns_);
+  }
   a.set_count(1);
   a.set_hostname(opt_.hostname);
   *a.mutable_trigger() = trigger;
@@ -69,9 +75,13 @@ void Correlator::describe_device(const std::string& d, v1::Alert& a) const {
 
 void Correlator::fire(v1::Alert a, Output& out) {
   if (collecting_) collecting_->push_back(a.id());
+  if (!deciding_) {
+    last_hit_ns_[a.id()] = now_ns_;
+    probing_.erase(a.id());
+  }
   auto it = active_.find(a.id());
   if (it != active_.end()) {
-    it->second.set_count(it->second.count() + 1);
+    if (!deciding_) it->second.set_count(it->second.count() + 1);  // a re-judgement is no new I/O
     return;
   }
   active_[a.id()] = a;
@@ -88,7 +98,36 @@ void Correlator::resolve(const std::string& id, const v1::Event& trigger, Output
   *a.mutable_trigger() = trigger;
   a.set_summary("resolved: " + a.summary());
   active_.erase(it);
+  last_hit_ns_.erase(id);
+  probing_.erase(id);
   out.alerts.push_back(std::move(a));
+}
+
+// Alerts on single attempts (a host process's I/O, a guard refusal) have no
+// condition that clears: they resolve after a quiet period without a repeat.
+// The kernel reports a flow once, so a quiet HOST_PROCESS_ACCESS first has
+// its flow re-armed: I/O in the next period is a repeat (count), none
+// resolves it; a recurrence after that fires again.
+void Correlator::resolve_quiet(const v1::Event& trigger, Output& out) {
+  if (opt_.alert_quiet_ns == 0 || now_ns_ < quiet_checked_ns_ + 1'000'000'000ULL) return;
+  quiet_checked_ns_ = now_ns_;
+  std::vector<std::pair<std::string, std::string>> quiet;  // id, device
+  for (const auto& [id, a] : active_) {
+    if (a.rule() != v1::HOST_PROCESS_ACCESS && a.rule() != v1::GUARD_DENIED) continue;
+    auto h = last_hit_ns_.find(id);
+    uint64_t last = h == last_hit_ns_.end() ? a.ts_ns() : h->second;
+    if (now_ns_ >= last + opt_.alert_quiet_ns)
+      quiet.emplace_back(id, a.rule() == v1::HOST_PROCESS_ACCESS ? a.device() : "");
+  }
+  for (const auto& [id, d] : quiet) {
+    if (!d.empty() && !probing_.count(id)) {
+      probing_.insert(id);
+      last_hit_ns_[id] = now_ns_;
+      if (std::find(out.rearm.begin(), out.rearm.end(), d) == out.rearm.end()) out.rearm.push_back(d);
+      continue;
+    }
+    resolve(id, trigger, out);
+  }
 }
 
 std::vector<v1::Alert> Correlator::active_alerts() const {

@@ -33,7 +33,37 @@ void Correlator::request_verify(const std::string& d, v1::VerifyReason why, Outp
 
 // ---------------------------------------------------------------- events
 
+void Correlator::rearm(const std::string& d, Output& out) {
+  if (std::find(out.rearm.begin(), out.rearm.end(), d) == out.rearm.end()) out.rearm.push_back(d);
+  forget_flows([&](const v1::Event& f) { return f.flow().dev() == d; });
+}
+
+void Correlator::forget_flows(const std::function<bool(const v1::Event&)>& pred) {
+  for (auto it = live_flows_.begin(); it != live_flows_.end();) {
+    if (pred(it->second))
+      it = live_flows_.erase(it);
+    else
+      ++it;
+  }
+}
+
+void Correlator::rejudge(const v1::Event& decided_by, Output& out) {
+  if (live_flows_.empty()) return;
+  std::vector<v1::Event> todo;
+  for (const auto& [key, f] : live_flows_) {
+    auto vit = verdicts_.find(key);
+    if (vit != verdicts_.end() && vit->second.gen == gen_) continue;
+    if (!identity_of(f.flow().dev()).complete) continue;  // judged when its answer comes
+    todo.push_back(f);
+  }
+  std::sort(todo.begin(), todo.end(), [](const v1::Event& a, const v1::Event& b) { return a.seq() < b.seq(); });
+  deciding_ = &decided_by;
+  for (const auto& f : todo) evaluate_instance_flow(f, out);
+  deciding_ = nullptr;
+}
+
 void Correlator::on_event(const v1::Event& ev, Output& out) {
+  uint64_t gen_before = gen_;
   events_++;
   if (ev.ts_ns() > now_ns_) now_ns_ = ev.ts_ns();
   if (ev.unix_ms() > now_unix_ms_) now_unix_ms_ = ev.unix_ms();
@@ -68,6 +98,10 @@ void Correlator::on_event(const v1::Event& ev, Output& out) {
     case v1::Event::kGuard: on_guard(ev, out); break;
     default: break;
   }
+  // What decides a flow's verdict changed: the flows the kernel still holds
+  // are judged again now, not only on their next new flow (there may be none).
+  if (gen_ != gen_before && !ev.has_flow()) rejudge(ev, out);
+  resolve_quiet(ev, out);
 }
 
 void Correlator::on_flow(const v1::Event& ev, Output& out) {
@@ -111,9 +145,23 @@ void Correlator::evaluate_instance_flow(const v1::Event& ev, Output& out) {
   judge_instance_flow(ev, out);
   collecting_ = nullptr;
   if (identity_of(f.dev()).complete) {  // an unverified device is judged again when its answer comes
+    // What this flow's previous verdict raised and this one does not has
+    // cleared (the owner detached, the attachment is back), unless another
+    // live flow's verdict still holds it: resolved, so a recurrence fires again.
+    if (vit != verdicts_.end())
+      for (const auto& id : vit->second.alert_ids) {
+        if (std::find(fired.begin(), fired.end(), id) != fired.end()) continue;
+        bool held = false;
+        for (const auto& [k, v] : verdicts_)
+          if (k != vkey && live_flows_.count(k) &&
+              std::find(v.alert_ids.begin(), v.alert_ids.end(), id) != v.alert_ids.end())
+            held = true;
+        if (!held) resolve(id, deciding_ ? *deciding_ : ev, out);
+      }
     if (verdicts_.size() > 65536) verdicts_.clear();
     verdicts_[vkey] = Verdict{gen_, std::move(fired)};
   }
+  if (!deciding_ && (live_flows_.size() < 16384 || live_flows_.count(vkey))) live_flows_[vkey] = ev;
 }
 
 void Correlator::on_error(const v1::Event& ev, Output& out) {
@@ -220,13 +268,17 @@ void Correlator::on_topology(const v1::Event& ev, Output& out) {
   for (auto it = devs_.begin(); it != devs_.end();) {
     if (it->second.v.scsi && !present.count(it->first)) {
       for (const auto& u : uppers_closure(it->first)) pending_flows_.erase(u);
+      forget_flows([&](const v1::Event& f) { return f.flow().dev() == it->first; });
       for (const auto& u : it->second.v.uppers) {
         auto& lw = dev(u).v.lowers;
         lw.erase(std::remove(lw.begin(), lw.end(), it->first), lw.end());
       }
       it = devs_.erase(it);
     } else {
-      if (it->second.v.is_dm && !present.count(it->first)) it->second.v.is_dm = false;
+      if (it->second.v.is_dm && !present.count(it->first)) {
+        it->second.v.is_dm = false;
+        forget_flows([&](const v1::Event& f) { return f.flow().dev() == it->first; });
+      }
       ++it;
     }
   }
@@ -237,6 +289,18 @@ void Correlator::on_topology(const v1::Event& ev, Output& out) {
 void Correlator::on_inventory(const v1::Event& ev, Output& out) {
   sources_[ev.inventory().kind()] = ev.inventory();
   invalidate();
+  if (ev.inventory().kind() == v1::SOURCE_LIBVIRT && ev.inventory().last_good_unix_ms() > 0) {
+    // A flow whose process is no longer its instance's qemu (the domain is
+    // gone, or runs under another pid) is no longer active: not judged again.
+    std::map<std::string, uint32_t> pid_of;
+    for (const auto& i : ev.inventory().instances()) pid_of[i.uuid()] = i.pid();
+    forget_flows([&](const v1::Event& f) {
+      const auto& u = f.flow().instance().uuid();
+      if (u.empty()) return false;
+      auto it = pid_of.find(u);
+      return it == pid_of.end() || (it->second != 0 && it->second != f.flow().pid());
+    });
+  }
   try_bind_all(out);
   check_divergence(ev, out);
   check_orphans(ev, out);
@@ -276,7 +340,7 @@ void Correlator::on_identity(const v1::Event& ev, Output& out) {
   d->v.suspect = false;
   bool changed = !old.empty() && old != c.identity().wwid();
   if (changed)
-    for (const auto& u : uppers_closure(c.dev())) out.rearm.push_back(u);
+    for (const auto& u : uppers_closure(c.dev())) rearm(u, out);
   try_bind_all(out);  // first, so a new owner is known when the old holder's change is reported
   for (const auto& x : uppers_closure(c.dev())) check_device(x, ev, out);
 

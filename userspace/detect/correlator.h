@@ -5,6 +5,7 @@
 // requests (verify these devices, re-arm those kernel flows); it does no I/O,
 // so the same engine runs live, on a recording and on a capture dump.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -30,6 +31,10 @@ struct CorrelatorOptions {
   // A libvirt disk with no Cinder record at all is a divergence only after this
   // long (Cinder's list may not have been refreshed since the attach).
   uint64_t divergence_grace_ns = 30'000'000'000ULL;
+  // HOST_PROCESS_ACCESS and GUARD_DENIED (alerts on single attempts, with no
+  // state to clear) resolve after this long without a repeat; a recurrence
+  // then fires again. 0: never.
+  uint64_t alert_quiet_ns = 300'000'000'000ULL;
   std::string hostname;
 };
 
@@ -150,11 +155,19 @@ class Correlator {
   void check_divergence(const v1::Event& trigger, Output& out);
   void check_orphans(const v1::Event& trigger, Output& out);
   void request_verify(const std::string& d, v1::VerifyReason why, Output& out);
+  // Re-judges remembered instance flows whose verdict predates what decides
+  // it now (attachments, bindings, instances, identities: gen_).
+  void rejudge(const v1::Event& decided_by, Output& out);
+  // Kernel flows on these devices must report their next I/O: their
+  // remembered flows are no evidence for what the device answers now.
+  void rearm(const std::string& d, Output& out);
+  void forget_flows(const std::function<bool(const v1::Event&)>& pred);
 
   v1::Alert make_alert(v1::Rule rule, const std::string& subject, const v1::Event& trigger) const;
   void describe_device(const std::string& d, v1::Alert& a) const;
   void fire(v1::Alert a, Output& out);
   void resolve(const std::string& id, const v1::Event& trigger, Output& out);
+  void resolve_quiet(const v1::Event& trigger, Output& out);
 
   CorrelatorOptions opt_;
   std::map<std::string, Dev> devs_;  // by "major:minor"
@@ -173,6 +186,15 @@ class Correlator {
   std::unordered_map<std::string, Verdict> verdicts_;
   uint64_t gen_ = 1;
   std::vector<std::string>* collecting_ = nullptr;  // alert ids fired while judging a flow
+  // The last flow event of every instance flow (by instance|dev) whose kernel
+  // flow is still in the map as far as we know: what re-judgement judges.
+  // Forgotten when the flow is re-armed (the next I/O reports afresh), its
+  // device leaves, or its process is no longer the instance's qemu.
+  std::unordered_map<std::string, v1::Event> live_flows_;
+  const v1::Event* deciding_ = nullptr;          // a re-judgement: the event that decided it
+  std::map<std::string, uint64_t> last_hit_ns_;  // active alert id -> its last repeat (now_ns_)
+  uint64_t quiet_checked_ns_ = 0;
+  std::set<std::string> probing_;  // quiet HOST_PROCESS_ACCESS whose flow was re-armed: one more period
   BindingStore bindings_;
   mutable Index index_;
   uint64_t now_ns_ = 0;
