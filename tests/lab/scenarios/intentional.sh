@@ -33,7 +33,8 @@ if [[ ${LAB_HUNG_CINDER:-0} == 1 ]]; then
 	busybox nc -ll -p 35357 -e sleep 100000 > /dev/null 2>&1 &
 	HUNG_PID=$!
 	on_exit "kill $HUNG_PID"
-	wait_for "the silent endpoint listens" 10 bash -c 'grep -q ":8A1D 00000000:0000 0A" /proc/net/tcp' \
+	# busybox listens dual-stack: the socket shows in tcp6
+	wait_for "the silent endpoint listens" 10 bash -c 'grep -qE ":8A1D 0+:0000 0A" /proc/net/tcp /proc/net/tcp6' \
 		|| fatal "no listener on 127.0.0.1:35357"
 	export LW_CONFIG=/run/lab/lunwatch-hung.conf
 	mkdir -p /run/lab
