@@ -192,8 +192,11 @@ NAA_B=$(vpd_naa "$SD1")
 NAMES_A_IC="(.instance.name == \"$A_NAME\") and (.device_name == \"$DM\") and (.verified_wwid == \"$NAA_B\") and (.expected_wwid == \"$NAA_A\") and any(.paths[]?; .verified_serial == \"$SERIAL_B\")"
 lw_expect alert IDENTITY_CHANGED "$NAMES_A_IC and $NAMES_PATHS" "(A=$A_NAME, bound $NAA_A now answers as volB $NAA_B, $DM, $HCTL1+$HCTL2, $IQN LUN 1)"
 lw_expect alert CROSS_INSTANCE_ACCESS "$NAMES_A and $NAMES_PATHS" "(A=$A_NAME, owner $B_NAME/volB, $DM, $HCTL1+$HCTL2, $IQN LUN 1)"
-lw_expect replay_reproduces CROSS_INSTANCE_ACCESS
-[[ ${LAB_GUARD:-monitor} == enforce ]] || lw_expect dump_checks CROSS_INSTANCE_ACCESS IDENTITY_CHANGED
+# (hung-cinder: replay and dumps are intentional's to prove; skipped to keep it short)
+if [[ ${LAB_HUNG_CINDER:-0} != 1 ]]; then
+	lw_expect replay_reproduces CROSS_INSTANCE_ACCESS
+	[[ ${LAB_GUARD:-monitor} == enforce ]] || lw_expect dump_checks CROSS_INSTANCE_ACCESS IDENTITY_CHANGED
+fi
 if ((GUARD)); then
 	lw_expect alert_any "GUARD_DENIED CROSS_INSTANCE_ACCESS" "(.denied == true) and (.instance.name == \"$A_NAME\")" "with denied=true naming $A_NAME"
 	lw_expect guard_reopen_time B "$DM" "$T_SCAN"
