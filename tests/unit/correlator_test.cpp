@@ -926,4 +926,109 @@ TEST(AlertLifecycle, GuardDeniedResolvesAfterAQuietPeriod) {
   EXPECT_EQ(active_of(s.c(), v1::GUARD_DENIED), 0u);
   s.feed(g);
   EXPECT_EQ(s.firing(v1::GUARD_DENIED).size(), 2u) << "a recurrence fires again";
+// ---- issue 12 point 5: this host's attachments vs the cloud-wide list
+
+namespace {
+const char* kUuidC = "33333333-3333-4333-8333-333333333333";  // an instance on another hypervisor
+const char* kVolC = "c3c3c3c3-0000-4000-8000-00000000000c";
+const char* kArraySerial = "ARRAY-SN-000123";  // an array's serial: not a volume id
+}  // namespace
+
+TEST(CloudWide, AnotherHostsRecordAtTheSameIqnAndLunNeverExplainsADeviceHere) {
+  Stream s;
+  s.topology();
+  // A runs here; its disk is not in the domain XML yet (Nova attaches after
+  // os-brick connected), so only Cinder's records can name the paths.
+  s.libvirt({}, {Stream::domain(kUuidA, "instance-0000000a")});
+  // Cinder's whole-cloud list: another hypervisor's instance C holds volC at the
+  // same IQN and LUN number (arrays number LUNs per host), listed first.
+  s.cinder({Stream::cinder_att(kUuidC, kVolC, v1::ATTACHMENT_ATTACHED, "att-c"),
+            Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
+  s.identity_both(kWa, kArraySerial);
+  s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA)});
+  ASSERT_NE(s.c().bindings().find(kUuidA, kVolA), nullptr) << "the local owner's volume is bound";
+  EXPECT_EQ(s.c().bindings().find(kUuidA, kVolA)->wwid(), kWa);
+  EXPECT_EQ(s.c().bindings().find(kUuidC, kVolC), nullptr) << "another host's record bound to a device here";
+  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+  EXPECT_TRUE(s.firing(v1::CROSS_INSTANCE_ACCESS).empty()) << "the rightful local owner accused";
+  EXPECT_EQ(s.above_warning(), 0);
+  for (const auto& [att, devs] : s.c().attachment_devices())
+    if (att.instance_uuid() == kUuidC) {
+      EXPECT_TRUE(devs.empty()) << "C's record explains " << devs.size() << " devices";
+    }
+}
+
+TEST(CloudWide, OtherHostsRecordsDoNotHideALocalLeftover) {
+  detect::CorrelatorOptions o;
+  o.orphan_grace_ns = 5'000'000'000ULL;
+  Stream s(o);
+  // This host runs B (no volume); sda, sdb, dm-0 at LUN 1 are a leftover.
+  s.libvirt({}, {Stream::domain(kUuidB, "instance-0000000b")});
+  s.cinder({Stream::cinder_att(kUuidC, kVolC, v1::ATTACHMENT_ATTACHED, "att-c")});
+  s.topology();
+  s.advance(6'000'000'000ULL);
+  s.topology();
+  EXPECT_EQ(s.firing(v1::ORPHAN_DEVICE).size(), 3u) << "sda, sdb and dm-0 are explained by no local attachment";
+  // The owner of an identity can still be anywhere: C owns volC's identity.
+  s.identity_both(kWb, kVolC);
+  s.flow(1022, "qemu-system-x86", kUuidB, "instance-0000000b");
+  auto cross = s.firing(v1::CROSS_INSTANCE_ACCESS);
+  ASSERT_EQ(cross.size(), 1u) << "a local instance reading another host's volume";
+  EXPECT_EQ(cross[0].owner_volume_id(), kVolC);
+}
+
+TEST(CloudWide, WithoutALibvirtViewEveryRecordIsThisHosts) {
+  detect::CorrelatorOptions o;
+  o.orphan_grace_ns = 5'000'000'000ULL;
+  Stream s(o);
+  s.cinder({Stream::cinder_att(kUuidC, kVolC, v1::ATTACHMENT_ATTACHED, "att-c")});
+  s.topology();
+  s.advance(6'000'000'000ULL);
+  s.topology();
+  EXPECT_TRUE(s.firing(v1::ORPHAN_DEVICE).empty()) << "hosts without libvirt: the files are this host's records";
+}
+
+TEST(CloudWide, APartialListProvesNothingByOmission) {
+  for (bool partial : {true, false}) {
+    Stream s;
+    attach_a(s);
+    // The list now lacks A's record: deleted (complete list) or unseen (partial).
+    v1::Event ev;
+    auto* snap = ev.mutable_inventory();
+    snap->set_kind(v1::SOURCE_FILE);
+    snap->set_last_good_unix_ms(2);
+    snap->set_partial(partial);
+    *snap->add_attachments() = Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b");
+    s.feed(ev);
+    s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a", "254:0");
+    if (partial) {
+      EXPECT_TRUE(s.firing(v1::STALE_ATTACHMENT_IO).empty()) << "absence from a partial list taken as a delete";
+      EXPECT_TRUE(s.firing(v1::ATTACHMENT_DIVERGENCE).empty());
+    } else {
+      EXPECT_EQ(s.firing(v1::STALE_ATTACHMENT_IO).size(), 1u) << "control: a complete list's omission is a delete";
+    }
+  }
+}
+
+TEST(CloudWide, AFlushedMapLeavesTheTopologyAndItsOrphanResolves) {
+  detect::CorrelatorOptions o;
+  o.orphan_grace_ns = 5'000'000'000ULL;
+  Stream s(o);
+  s.cinder({});
+  s.topology();
+  s.advance(6'000'000'000ULL);
+  s.topology();
+  ASSERT_EQ(s.firing(v1::ORPHAN_DEVICE).size(), 3u);
+  // multipath -f: the map is gone, its paths stay (still orphans).
+  s.topology(false);
+  auto left = s.c().orphans();
+  EXPECT_EQ(left, (std::vector<std::string>{"8:0", "8:16"})) << "the flushed map is still judged";
+  for (const auto& d : s.c().devices()) EXPECT_NE(d.dev, "254:0") << "the flushed map stayed in the topology";
+  // Then the sd devices are deleted: nothing is left, every ORPHAN resolves.
+  v1::Event gone;
+  gone.mutable_topology();
+  s.feed(gone);
+  EXPECT_TRUE(s.c().orphans().empty());
+  EXPECT_TRUE(s.c().active_alerts().empty());
+  EXPECT_TRUE(s.c().devices().empty());
 }

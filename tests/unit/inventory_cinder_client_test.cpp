@@ -55,6 +55,7 @@ struct FakeCloud {
   std::string cinder_body;  // served instead of a page when not empty
   std::chrono::milliseconds cinder_delay{0};
   bool catalog_has_volume = true;
+  json roles = nullptr;  // token.roles when set
   std::vector<json> auth_bodies;
 
   explicit FakeCloud(int n) {
@@ -125,6 +126,7 @@ struct FakeCloud {
                     {"expires_at", "2099-01-01T00:00:00.000000Z"},
                     {"project", {{"id", kProject}, {"name", "admin"}}},
                     {"catalog", catalog}}}};
+    if (!roles.is_null()) reply["token"]["roles"] = roles;
     return HttpReply{201, {{"X-Subject-Token", token}}, reply.dump()};
   }
 
@@ -504,4 +506,40 @@ TEST(CinderClient, PageCapAndBodyCap) {
   small->refresh();
   EXPECT_TRUE(small->snapshot().stale());
   EXPECT_THAT(small->snapshot().last_error(), HasSubstr("larger than 1024 bytes"));
+}
+
+// Zed: a non-admin asking for all_tenants=1 gets HTTP 200 with its own
+// project's attachments only. The token's roles say so: the list is marked
+// partial (absence in it proves nothing), an admin's is not.
+TEST(CinderSource, ATokenWithoutAdminMarksTheListPartial) {
+  Rig rig(3);
+  rig.with_cloud([](FakeCloud& c) {
+    c.roles = json::array({{{"id", "r1"}, {"name", "member"}}, {{"id", "r2"}, {"name", "reader"}}});
+  });
+  auto src = rig.source(rig.keystone());
+  src->refresh();
+  ASSERT_FALSE(src->snapshot().stale()) << src->snapshot().last_error();
+  EXPECT_EQ(src->snapshot().attachments_size(), 3);
+  EXPECT_TRUE(src->snapshot().partial());
+  EXPECT_FALSE(src->client().auth().sees_all_projects());
+
+  Rig admin(2);
+  admin.with_cloud([](FakeCloud& c) {
+    c.roles = json::array({{{"id", "r0"}, {"name", "admin"}}, {{"id", "r1"}, {"name", "member"}}});
+  });
+  auto src2 = admin.source(admin.keystone());
+  src2->refresh();
+  ASSERT_FALSE(src2->snapshot().stale());
+  EXPECT_FALSE(src2->snapshot().partial());
+}
+
+TEST(KeystoneToken, RolesAreParsedFromTheTokenBody) {
+  auto t = parse_keystone_token(
+      R"({"token": {"project": {"id": "p"}, "roles": [{"id": "1", "name": "member"}, {"id": "2", "name": "admin"}]}})");
+  ASSERT_TRUE(t.ok());
+  EXPECT_TRUE(t.value().has_roles);
+  EXPECT_EQ(t.value().roles, (std::vector<std::string>{"member", "admin"}));
+  auto none = parse_keystone_token(R"({"token": {"project": {"id": "p"}}})");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none.value().has_roles);
 }

@@ -36,6 +36,7 @@
 #include "inventory/file_source.h"
 #include "inventory/instances.h"
 #include "inventory/libvirt.h"
+#include "inventory/refresher.h"
 #include "probes/loader.h"
 #include "sinks/alerts.h"
 #include "sinks/dump.h"
@@ -164,6 +165,7 @@ struct Agent::Impl {
   DispatchTargets dispatch_targets();
   void refresh_topology();
   void refresh_inventory();
+  void apply_inventory();
   void verify_all(v1::VerifyReason why);
   void drain_verifier();
   void update_metrics();
@@ -180,7 +182,15 @@ struct Agent::Impl {
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<topology::IdentityVerifier> verifier_;
-  std::vector<std::unique_ptr<inventory::AttachmentSource>> sources_;
+  // Sources refresh in worker threads (inventory/refresher.h); the loop
+  // holds the last snapshot each handed over.
+  std::unique_ptr<inventory::AsyncRefresher> refresher_;
+  std::vector<v1::SourceSnapshot> snapshots_;
+  struct SourceTrust {
+    uint32_t suspect_streak = 0;  // consecutive lists refused as suspect
+    uint64_t suspect_total = 0;
+  };
+  std::vector<SourceTrust> trust_;
   std::unique_ptr<sinks::RecordWriter> recorder_;
   std::unique_ptr<sinks::JsonLines> events_out_;
   std::unique_ptr<sinks::AlertWriter> alerts_out_;
@@ -279,13 +289,39 @@ void Agent::Impl::refresh_topology() {
   feed(std::move(ev));
 }
 
-void Agent::Impl::refresh_inventory() {
-  for (auto& s : sources_) {
-    s->refresh();
+// Asks every idle source for a refresh and returns at once: a slow or hung
+// Cinder, Keystone, virsh or file read never holds the event loop.
+void Agent::Impl::refresh_inventory() { refresher_->request(); }
+
+// Finished refreshes, applied in the loop. A cloud-wide list that suddenly
+// lacks every attachment of the instances this host runs is kept out (the
+// last good view stays) until two more lists say the same.
+void Agent::Impl::apply_inventory() {
+  for (auto& u : refresher_->take()) {
+    auto& tr = trust_[u.index];
+    if (u.snapshot.kind() != v1::SOURCE_LIBVIRT) {
+      const v1::SourceSnapshot* libvirt = nullptr;
+      for (const auto& s : snapshots_)
+        if (s.kind() == v1::SOURCE_LIBVIRT) libvirt = &s;
+      if (libvirt && inventory::lacks_every_local_attachment(snapshots_[u.index], u.snapshot, *libvirt)) {
+        if (tr.suspect_streak < 2) {
+          if (tr.suspect_streak == 0)
+            log::warn("attachment source " + u.snapshot.name() + ": the new list lacks every attachment of the " +
+                      "instances this host runs (" + std::to_string(snapshots_[u.index].attachments_size()) + " -> " +
+                      std::to_string(u.snapshot.attachments_size()) +
+                      " records); keeping the last good view (lunwatch_attachment_source_suspect)");
+          tr.suspect_streak++;
+          tr.suspect_total++;
+          continue;
+        }
+        log::warn("attachment source " + u.snapshot.name() +
+                  ": three lists in a row lack this host's attachments; applying it");
+      }
+    }
+    tr.suspect_streak = 0;
+    snapshots_[u.index] = u.snapshot;
     v1::Event ev;
-    *ev.mutable_inventory() = s->snapshot();
-    for (auto& a : *ev.mutable_inventory()->mutable_attachments())
-      if (a.resolved_dev().empty()) a.set_resolved_dev(block_device_of(a.device_path()));
+    *ev.mutable_inventory() = std::move(u.snapshot);
     feed(std::move(ev));
   }
 }
@@ -329,7 +365,7 @@ void Agent::Impl::write_capture() {
     dev.set_verified_at_unix_ms(it->second.verified_unix_ms);
     dev.set_verify_error(it->second.verify_error);
   }
-  for (const auto& s : sources_) *d.add_sources() = s->snapshot();
+  for (const auto& s : snapshots_) *d.add_sources() = s;
   *d.mutable_bindings() = correlator().bindings().snapshot();
   // The processes involved: the actor and every process of the instances named.
   std::set<uint32_t> pids;
@@ -445,9 +481,21 @@ void Agent::Impl::update_metrics() {
   metrics_.set_verify_queue(
       verify_health(correlator(), *verifier_,
                     o_.verify_max_age_s > 0 ? o_.verify_max_age_s : 3 * o_.verify_interval_s + o_.verify_timeout_s));
-  std::vector<v1::SourceSnapshot> snaps;
-  for (const auto& s : sources_) snaps.push_back(s->snapshot());
-  metrics_.set_sources(snaps, unix_ms());
+  metrics_.set_sources(snapshots_, unix_ms());
+  std::vector<sinks::Metrics::SourceRefresh> refresh;
+  for (const auto& st : refresher_->states()) {
+    sinks::Metrics::SourceRefresh r;
+    r.kind = st.kind;
+    r.running_s = st.busy ? static_cast<double>(st.busy_for.count()) / 1000.0 : 0;
+    r.skipped = st.skipped;
+    refresh.push_back(r);
+  }
+  for (size_t i = 0; i < refresh.size() && i < snapshots_.size(); ++i) {
+    refresh[i].partial = snapshots_[i].partial();
+    refresh[i].suspect = trust_[i].suspect_streak > 0;
+    refresh[i].suspect_total = trust_[i].suspect_total;
+  }
+  metrics_.set_source_refresh(refresh);
   if (guard_) {
     auto st = guard_->stats();
     metrics_.set_guard(guard::mode_name(guard_mode_), st[LW_GSTAT_DENIED], st[LW_GSTAT_WOULD_DENY],
@@ -604,13 +652,25 @@ Result<void> Agent::Impl::init() {
   topology::IdentityVerifier::Options vo;
   vo.timeout = std::chrono::milliseconds(static_cast<int64_t>(o_.verify_timeout_s * 1000));
   verifier_ = std::make_unique<topology::IdentityVerifier>(vo);
-  if (o_.libvirt) sources_.push_back(std::make_unique<inventory::LibvirtSource>(o_.libvirt_dir));
-  for (const auto& f : o_.attachment_files) sources_.push_back(std::make_unique<inventory::FileSource>(f));
+  std::vector<std::unique_ptr<inventory::AttachmentSource>> sources;
+  if (o_.libvirt) sources.push_back(std::make_unique<inventory::LibvirtSource>(o_.libvirt_dir));
+  for (const auto& f : o_.attachment_files) sources.push_back(std::make_unique<inventory::FileSource>(f));
   if (o_.cinder) {
     auto client = std::make_unique<inventory::CinderClient>(*o_.cinder);
     log::info("attachment source: Cinder via " + client->describe());
-    sources_.push_back(std::make_unique<inventory::CinderSource>(std::move(client)));
+    sources.push_back(std::make_unique<inventory::CinderSource>(std::move(client)));
   }
+  for (const auto& s : sources) {  // empty until the first refresh answers
+    v1::SourceSnapshot snap;
+    snap.set_kind(s->kind());
+    snap.set_name(s->name());
+    snapshots_.push_back(snap);
+  }
+  trust_.resize(snapshots_.size());
+  refresher_ = std::make_unique<inventory::AsyncRefresher>(std::move(sources), [](v1::SourceSnapshot& snap) {
+    for (auto& a : *snap.mutable_attachments())  // stat() of device paths: in the worker too
+      if (a.resolved_dev().empty()) a.set_resolved_dev(block_device_of(a.device_path()));
+  });
 
   names_ = std::make_unique<topology::DeviceNames>(o_.sysfs_root);
   cgroups_ = std::make_unique<inventory::CgroupPaths>();
@@ -645,7 +705,12 @@ int Agent::Impl::run() {
       log::warn(b.error().message + " (starting with no bound identities)");
     }
   }
+  // The first view of every source, for a bounded time: a source that does
+  // not answer within it (a hung Cinder) is applied whenever it does.
   refresh_inventory();
+  if (!refresher_->wait_all(std::chrono::seconds(3)))
+    log::warn("attachment sources: not every first refresh answered within 3 s; starting with what did");
+  apply_inventory();
   refresh_topology();
   sync_guard();
 
@@ -696,17 +761,17 @@ int Agent::Impl::run() {
   // Ready (and the guard's instance lists trusted) once every device's first
   // check since start has answered, or after one check's deadline and a bit.
   auto startup_deadline = start + std::chrono::milliseconds(static_cast<int64_t>(o_.verify_timeout_s * 1000) + 2000);
-  auto last_drain = Clock::now();
 
   probes::EventHandler handler = [&](v1::Event&& ev) {
-    on_kernel_event(std::move(ev));
-    // A burst of kernel events (a remap's unit attentions, would-deny reports
-    // of closed devices) is consumed in one poll: identity answers are applied
-    // in between, so the devices re-open and the burst ends.
-    if (Clock::now() - last_drain > std::chrono::milliseconds(20)) {
+    // Identity answers that have arrived are applied before the next kernel
+    // event is judged: an I/O is never judged against an identity the agent
+    // already knows to be stale. The same holds within a burst (a remap's
+    // unit attentions, would-deny reports of closed devices), so the devices
+    // re-open and the burst ends.
+    if (verifier_->has_answers()) {
       drain_verifier();
-      last_drain = Clock::now();
     }
+    on_kernel_event(std::move(ev));
   };
   while (!g_stop) {
     auto now = Clock::now();
@@ -717,6 +782,7 @@ int Agent::Impl::run() {
       break;
     }
     drain_verifier();
+    apply_inventory();
     drain_containment();
     now = Clock::now();
     if (starting_ && (verifier_->in_flight() == 0 || now >= startup_deadline)) {

@@ -35,8 +35,23 @@ std::vector<const v1::Attachment*> Correlator::all_attachments() const {
   return out;
 }
 
+bool Correlator::local_attachment(const v1::Attachment& a) const {
+  if (a.source() == v1::SOURCE_LIBVIRT) return true;
+  auto it = sources_.find(v1::SOURCE_LIBVIRT);
+  if (it == sources_.end() || it->second.last_good_unix_ms() <= 0) return true;
+  for (const auto& i : it->second.instances())
+    if ((!a.instance_uuid().empty() && i.uuid() == a.instance_uuid()) ||
+        (a.instance_uuid().empty() && !a.instance_name().empty() && i.name() == a.instance_name()))
+      return true;
+  return false;
+}
+
+// The devices on this host a record explains: only records of instances this
+// host runs (local_attachment); the owner of an identity can be anywhere
+// (owners_of looks through every record by volume).
 std::set<std::string> Correlator::attachment_devs(const v1::Attachment& a) const {
   std::set<std::string> out;
+  if (!local_attachment(a)) return out;
   auto add_with_uppers = [&](const std::string& d) {
     for (const auto& u : uppers_closure(d)) out.insert(u);
   };
@@ -88,9 +103,11 @@ v1::AttachmentStatus Correlator::cinder_status(const std::string& instance_uuid,
                                                bool* known) const {
   *known = false;
   v1::AttachmentStatus best = v1::ATTACHMENT_STATUS_UNKNOWN;
+  // Absence means deleted only in a complete list: a partial one (a Cinder
+  // user without admin sees its own project) proves nothing by omission.
   bool any_source = false;
   for (const auto& [kind, snap] : sources_)
-    if (kind != v1::SOURCE_LIBVIRT && snap.last_good_unix_ms() > 0) any_source = true;
+    if (kind != v1::SOURCE_LIBVIRT && snap.last_good_unix_ms() > 0 && !snap.partial()) any_source = true;
   for (const auto* a : lookup(index().by_pair, BindingStore::key(instance_uuid, volume_id))) {
     // An attached record anywhere wins over deleted ones (re-attach keeps old rows).
     if (!gone(a->status())) return *known = true, a->status();

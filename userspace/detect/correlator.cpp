@@ -264,9 +264,20 @@ void Correlator::on_topology(const v1::Event& ev, Output& out) {
     devs_[m.dev()].v.lowers.clear();
     for (const auto& p : paths) link(m.dev(), p);
   }
-  // SCSI devices that sysfs no longer shows are gone.
+  // SCSI devices and multipath maps that sysfs no longer shows are gone: a
+  // flushed map is no ORPHAN_DEVICE (a map seen only in kernel events, never
+  // in sysfs, has no map_wwid and stays).
   for (auto it = devs_.begin(); it != devs_.end();) {
-    if (it->second.v.scsi && !present.count(it->first)) {
+    bool gone_map = !it->second.v.map_wwid.empty() && !present.count(it->first);
+    if (gone_map) {
+      for (const auto& l : it->second.v.lowers) {
+        auto lt = devs_.find(l);
+        if (lt == devs_.end()) continue;
+        auto& up = lt->second.v.uppers;
+        up.erase(std::remove(up.begin(), up.end(), it->first), up.end());
+      }
+    }
+    if ((it->second.v.scsi || gone_map) && !present.count(it->first)) {
       for (const auto& u : uppers_closure(it->first)) pending_flows_.erase(u);
       forget_flows([&](const v1::Event& f) { return f.flow().dev() == it->first; });
       for (const auto& u : it->second.v.uppers) {

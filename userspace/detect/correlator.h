@@ -136,6 +136,11 @@ class Correlator {
   Identity identity_of(const std::string& d) const;
   std::vector<const v1::Attachment*> all_attachments() const;
   std::set<std::string> attachment_devs(const v1::Attachment& a) const;
+  // The record is of an instance this host runs (libvirt's domains), so it
+  // may explain a device here; another hypervisor's record at the same IQN
+  // and LUN number never does. True for every record while no libvirt view
+  // exists (hosts without libvirt: the attachment files are this host's).
+  bool local_attachment(const v1::Attachment& a) const;
   std::vector<Owner> owners_of(const std::string& wwid, const std::string& serial) const;
   v1::AttachmentStatus cinder_status(const std::string& instance_uuid, const std::string& volume_id, bool* known) const;
   const v1::Instance* instance_by_uuid(const std::string& uuid) const;

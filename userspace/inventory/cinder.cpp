@@ -410,6 +410,11 @@ Result<KeystoneTokenInfo> parse_keystone_token(std::string_view text) {
   if (token == nullptr || !token->is_object()) return make_error(Errc::kParse, "keystone token: no \"token\" object");
   KeystoneTokenInfo info;
   if (const json* p = member(*token, "project")) info.project_id = string_at(*p, "id").value_or("");
+  if (const json* roles = member(*token, "roles"); roles != nullptr && roles->is_array()) {
+    info.has_roles = true;
+    for (const auto& r : *roles)
+      if (auto n = string_at(r, "name")) info.roles.push_back(*n);
+  }
   if (auto e = string_at(*token, "expires_at")) {
     // system_clock counts nanoseconds in int64: past 2262 it overflows, so a
     // far-future expiry is clamped to 2200 (still "does not expire soon").
@@ -550,6 +555,8 @@ Result<void> KeystoneAuth::authenticate() {
   token_ = std::move(token);
   expires_at_ = info->expires_at;
   base_url_ = cinder_base_url(endpoint, info->project_id);
+  roles_ = info->roles;
+  sees_all_ = !info->has_roles || std::find(roles_.begin(), roles_.end(), "admin") != roles_.end();
   ++authentications_;
   return {};
 }
@@ -653,6 +660,19 @@ void CinderSource::refresh() {
     snapshot_.set_last_good_unix_ms(snapshot_.last_attempt_unix_ms());
     snapshot_.set_last_error("");
     snapshot_.set_stale(false);
+    bool partial = client_->all_tenants() && !client_->auth().sees_all_projects();
+    if (partial != snapshot_.partial()) {
+      if (partial) {
+        std::string roles;
+        for (const auto& ro : client_->auth().roles()) roles += (roles.empty() ? "" : ",") + ro;
+        log::warn(name_ + ": the Cinder user has no admin role (roles: " + (roles.empty() ? "none" : roles) +
+                  "): all_tenants=1 lists its own project's attachments only; absence in this list proves nothing "
+                  "(lunwatch_attachment_source_partial)");
+      } else {
+        log::info(name_ + ": the Cinder user now sees every project's attachments");
+      }
+    }
+    snapshot_.set_partial(partial);
     if (failures_ > 0) log::info(name_ + " answers again");
     failures_ = 0;
     backoff_ = std::chrono::milliseconds(0);

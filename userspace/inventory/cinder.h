@@ -74,6 +74,8 @@ struct CatalogEndpoint {
 
 struct KeystoneTokenInfo {
   std::string project_id;
+  std::vector<std::string> roles;  // token.roles[].name
+  bool has_roles = false;          // the body listed roles at all
   std::optional<std::chrono::system_clock::time_point> expires_at;
   std::vector<CatalogEndpoint> catalog;
 };
@@ -127,6 +129,11 @@ class KeystoneAuth {
   // The Cinder base URL for the current token (token() first).
   const std::string& volume_base_url() const { return base_url_; }
   uint64_t authentications() const { return authentications_; }
+  // The token sees every project's attachments (all_tenants=1 honoured):
+  // false when its roles are listed and none is "admin" (a non-admin gets
+  // HTTP 200 with its own project's attachments only; Zed says no more).
+  bool sees_all_projects() const { return sees_all_; }
+  const std::vector<std::string>& roles() const { return roles_; }
   std::string describe() const { return url_for_display(config_.auth_url); }
   // Scrubs every credential this object holds from text.
   std::string redact_text(std::string text) const;
@@ -141,6 +148,8 @@ class KeystoneAuth {
   std::optional<std::chrono::system_clock::time_point> expires_at_;
   std::string base_url_;
   uint64_t authentications_ = 0;
+  bool sees_all_ = true;
+  std::vector<std::string> roles_;
 };
 
 struct CinderOptions {
@@ -160,6 +169,7 @@ class CinderClient {
   std::string describe() const;  // the endpoint override, else the Keystone URL: no credentials
   const KeystoneAuth& auth() const { return auth_; }
   uint64_t requests() const { return requests_; }
+  bool all_tenants() const { return options_.all_tenants; }
 
  private:
   Result<HttpResponse> get(const std::string& url, bool& reauthed);
@@ -192,6 +202,7 @@ class CinderSource : public AttachmentSource {
   bool backing_off() const;
   std::chrono::milliseconds current_backoff() const { return backoff_; }
   uint32_t consecutive_failures() const { return failures_; }
+  bool partial() const { return snapshot_.partial(); }
   const CinderClient& client() const { return *client_; }
 
  private:

@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <memory>
 #include <mutex>
@@ -47,11 +48,21 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   return len;
 }
 
+std::atomic<uint64_t> g_abort_epoch{0};
+
+// libcurl calls this at least once a second during a transfer, even when
+// nothing arrives: non-zero aborts it (CURLE_ABORTED_BY_CALLBACK).
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return g_abort_epoch.load() != *static_cast<const uint64_t*>(user) ? 1 : 0;
+}
+
 struct SlistDeleter {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
 
 }  // namespace
+
+void abort_http_requests() { g_abort_epoch++; }
 
 std::string url_for_display(std::string_view url) {
   auto scheme_end = url.find("://");
@@ -104,6 +115,10 @@ Result<HttpResponse> HttpClient::request(const std::string& method, const std::s
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp.headers);
+  const uint64_t epoch = g_abort_epoch.load();
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &epoch);
   if (method == "GET") {
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
   } else {

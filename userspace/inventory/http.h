@@ -32,6 +32,11 @@ struct HttpResponse {
   }
 };
 
+// Ends every request in flight in this process within about a second (a
+// shutdown must not wait for a silent endpoint's 30 s timeout); requests
+// started afterwards are not affected.
+void abort_http_requests();
+
 // "scheme://host:port/path" with any userinfo and query removed: safe to show.
 std::string url_for_display(std::string_view url);
 

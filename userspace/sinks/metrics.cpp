@@ -93,6 +93,23 @@ const std::vector<MetricInfo>& metric_catalog() {
        "counter",
        "Malformed input rejected and counted (kept last good state)",
        {"source"}},
+      {"lunwatch_attachment_source_refresh_running_seconds",
+       "gauge",
+       "Age of the attachment refresh in progress (0 when idle); refreshes run off the event loop",
+       {"source"}},
+      {"lunwatch_attachment_source_refresh_skipped_total",
+       "counter",
+       "Refresh ticks skipped because the source's previous refresh was still running (a slow or hung API)",
+       {"source"}},
+      {"lunwatch_attachment_source_partial",
+       "gauge",
+       "1 when the source's list covers only some projects (Cinder user without admin): absence in it proves nothing",
+       {"source"}},
+      {"lunwatch_attachment_source_suspect",
+       "gauge",
+       "1 when the source's last list was not applied: it lacked every attachment of the instances this host runs",
+       {"source"}},
+      {"lunwatch_attachment_source_suspect_total", "counter", "Attachment lists refused as suspect", {"source"}},
       {"lunwatch_alert_write_failures_total",
        "counter",
        "Alert lines that could not be written (disk full, I/O error); each is kept and retried",
@@ -352,6 +369,18 @@ void Metrics::set_sources(const std::vector<v1::SourceSnapshot>& sources, int64_
     double age = s.last_good_unix_ms() > 0 ? static_cast<double>(now_ms - s.last_good_unix_ms()) / 1000.0 : -1;
     impl_->g("lunwatch_attachment_source_last_success_age_seconds", {{"source", src}}).Set(age);
     impl_->g("lunwatch_attachment_source_stale", {{"source", src}}).Set(s.stale() ? 1 : 0);
+  }
+}
+
+void Metrics::set_source_refresh(const std::vector<SourceRefresh>& sources) {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  for (const auto& s : sources) {
+    std::string src = lower_enum(v1::SourceKind_Name(s.kind), "SOURCE_");
+    impl_->g("lunwatch_attachment_source_refresh_running_seconds", {{"source", src}}).Set(s.running_s);
+    impl_->mirror("lunwatch_attachment_source_refresh_skipped_total", {{"source", src}}, s.skipped);
+    impl_->g("lunwatch_attachment_source_partial", {{"source", src}}).Set(s.partial ? 1 : 0);
+    impl_->g("lunwatch_attachment_source_suspect", {{"source", src}}).Set(s.suspect ? 1 : 0);
+    impl_->mirror("lunwatch_attachment_source_suspect_total", {{"source", src}}, s.suspect_total);
   }
 }
 

@@ -69,6 +69,17 @@ class Metrics {
   void identity_checked(const std::string& dev, const std::string& cached, const std::string& verified);
   void set_verify_queue(const VerifyHealth& h);
   void set_sources(const std::vector<v1::SourceSnapshot>& sources, int64_t now_unix_ms);
+  // The refresh workers (inventory/refresher.h) and what the agent made of
+  // each source's last list.
+  struct SourceRefresh {
+    v1::SourceKind kind = v1::SOURCE_UNKNOWN;
+    double running_s = 0;  // age of the refresh in progress, 0 when idle
+    uint64_t skipped = 0;  // ticks skipped while a refresh was still running
+    bool partial = false;  // the list covers only some projects (no admin role)
+    bool suspect = false;  // the last list was not applied (see README)
+    uint64_t suspect_total = 0;
+  };
+  void set_source_refresh(const std::vector<SourceRefresh>& sources);
   void set_input_errors(const std::string& source, uint64_t total);
   // The alert writer's failed writes, lines spooled now, lines dropped (totals).
   void set_alert_output(uint64_t failures, size_t spooled, uint64_t dropped);

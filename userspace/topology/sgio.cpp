@@ -209,7 +209,8 @@ void IdentityVerifier::start(const std::string& name, Entry& e, TimePoint now) {
   v1::VerifyReason reason = e.reason;
   uint32_t attempt = e.failures + 1;
   e.reason = v1::VERIFY_UNKNOWN;
-  std::thread([job, reason, attempt, inquire = opt_.inquire, node_of = opt_.node, timeout = opt_.timeout]() {
+  std::thread([job, reason, attempt, inquire = opt_.inquire, node_of = opt_.node, timeout = opt_.timeout,
+               answered = answered_]() {
     VerifyOutcome out;
     out.name = job->name;
     out.dev = job->dev;
@@ -234,6 +235,7 @@ void IdentityVerifier::start(const std::string& name, Entry& e, TimePoint now) {
     out.took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - job->started);
     job->result = std::move(out);
     job->done.store(true, std::memory_order_release);
+    answered->fetch_add(1, std::memory_order_release);
   }).detach();
 }
 
@@ -261,6 +263,7 @@ void IdentityVerifier::pump(TimePoint now) {
 
 std::vector<VerifyOutcome> IdentityVerifier::take() {
   std::vector<VerifyOutcome> out;
+  taken_answers_.store(answered_->load(std::memory_order_acquire));  // before looking: none is missed
   auto now = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [name, e] : entries_) {

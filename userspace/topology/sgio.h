@@ -4,6 +4,7 @@
 // time across a LUN remap). A LUN that hangs ties up one worker thread, never
 // the agent nor the other devices' checks: callers get a timeout outcome at
 // the deadline and carry on.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -100,6 +101,9 @@ class IdentityVerifier {
   std::vector<VerifyOutcome> wait_all(std::chrono::milliseconds limit);
   // Checks queued or running (what the caller should poll for soon).
   size_t in_flight() const;
+  // A check finished since the last take(): cheap (one atomic load), for
+  // callers that apply answers before judging each event.
+  bool has_answers() const { return answered_->load(std::memory_order_acquire) != taken_answers_.load(); }
   Stats stats() const;
   // Time since this device last answered with an identity; when it never
   // did, since it was first asked for. Empty for a device never asked for.
@@ -118,6 +122,9 @@ class IdentityVerifier {
   Options opt_;
   mutable std::mutex mu_;
   std::map<std::string, Entry> entries_;
+  // Finished checks (workers are detached: they share the counter).
+  std::shared_ptr<std::atomic<uint64_t>> answered_ = std::make_shared<std::atomic<uint64_t>>(0);
+  std::atomic<uint64_t> taken_answers_{0};
   std::deque<std::string> queue_;
   uint64_t started_ = 0, retries_ = 0, timeouts_ = 0;
 };

@@ -129,7 +129,8 @@ lw_start() {
 			--state-file /run/lunwatch/bindings.json --alerts-file "$LW_ALERTS" --record "$LW_RECORD"
 			--metrics-listen "$LW_METRICS" --guard "$LAB_GUARD" --dump-dir "$LAB_OUT/dumps" --dump-after 3
 			--dump-before 120)
-		# LW_CONFIG=FILE: the agent's INI config too (replay_matches_live replays with it)
+		# LW_CONFIG=FILE: the scenario's own INI config (intentional: an allowlist that
+		# replay_matches_live replays with; hung-cinder: a [cinder] section)
 		[[ -n ${LW_CONFIG:-} ]] && extra+=(--config "$LW_CONFIG")
 		# containment (scenario containment): LAB_CONTAIN=offline,pause
 		[[ -n ${LAB_CONTAIN:-} ]] && extra+=(--contain "$LAB_CONTAIN" --libvirt-uri qemu:///system)
@@ -424,6 +425,27 @@ alert_any() {
 		lw_record PASS "alert one of [$rules] $desc ($(alert_brief <<< "$hit" | cut -c1-400))"
 	else
 		lw_record FAIL "alert one of [$rules] $desc: missing (alerts seen: [$(alerts_seen)])"
+	fi
+}
+# log_line REGEX [DESC]: lunwatch's stderr has a line matching REGEX (grep -E)
+log_line() {
+	local re=$1 desc=${2:-} hit
+	hit=$(grep -m1 -E -- "$re" "$LAB_OUT/lunwatch.stderr")
+	if [[ -n $hit ]]; then
+		lw_record PASS "lunwatch logged ${hit:0:200} $desc"
+	else
+		lw_record FAIL "lunwatch logged no line matching /$re/ $desc (last: $(tail -2 "$LAB_OUT/lunwatch.stderr" | tr '\n' '|' | cut -c1-200))"
+	fi
+}
+# no_alert_naming RULE INSTANCE_NAME [DESC]: no alert of RULE names this instance as
+# the actor (the rightful owner must never be accused)
+no_alert_naming() {
+	local rule=$1 name=$2 desc=${3:-} bad
+	bad=$(lw_alerts '.rule == $r and .instance.name == $n' --arg r "$rule" --arg n "$name" | head -3 | alert_brief)
+	if [[ -z $bad ]]; then
+		lw_record PASS "no $rule against $name $desc (alerts: $(alerts_seen))"
+	else
+		lw_record FAIL "$rule raised against $name $desc: $(tr '\n' '|' <<< "$bad" | cut -c1-400)"
 	fi
 }
 # no_alert_above_warning: no firing alert of severity HIGH or CRITICAL (each printed)
