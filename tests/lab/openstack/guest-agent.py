@@ -37,7 +37,10 @@ import time
 import traceback
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-CFG = "/sys/kernel/config/target"
+# LAB_TARGET_ROOT: a plain folder standing in for configfs (host-check: the host kernel
+# has no LIO; the control plane and the driver are checked against the same code)
+CFG = os.environ.get("LAB_TARGET_ROOT", "/sys/kernel/config/target")
+FAKE_CFG = CFG != "/sys/kernel/config/target"
 IQN = "iqn.2010-10.org.openstack:volumes-shared"
 PORTALS = ["127.0.0.1", "127.0.0.2"]
 
@@ -52,6 +55,8 @@ def log(msg):
 
 
 def wr(path, value):
+    if FAKE_CFG:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         f.write(value)
 
@@ -66,7 +71,7 @@ def array_setup(state_dir):
     for ip in PORTALS:
         np = "%s/np/%s:3260" % (tpg(), ip)
         if not os.path.isdir(np):
-            os.mkdir(np)
+            os.makedirs(np)
     wr(tpg() + "/attrib/generate_node_acls", "1")
     wr(tpg() + "/attrib/cache_dynamic_acls", "1")
     wr(tpg() + "/attrib/demo_mode_write_protect", "0")
@@ -100,6 +105,8 @@ def volume_create(state_dir, vid, size_gb):
         f.truncate(size)
     bs = "%s/core/fileio_%d/%s" % (CFG, n, name)
     os.makedirs(bs)
+    if FAKE_CFG:
+        os.makedirs(bs + "/wwn")
     wr(bs + "/control", "fd_dev_name=%s,fd_dev_size=%d" % (path, size))
     wr(bs + "/wwn/vpd_unit_serial", serial)
     wr(bs + "/enable", "1")
@@ -123,7 +130,7 @@ def export(vid):
         while str(lun) in STATE["luns"]:
             lun += 1
         d = "%s/lun/lun_%d" % (tpg(), lun)
-        os.mkdir(d)
+        os.makedirs(d)
         os.symlink(v["backstore"], "%s/%s" % (d, v["name"]))
         STATE["luns"][str(lun)] = vid
         log("array: volume %s exported at LUN %d" % (vid, lun))
@@ -274,5 +281,6 @@ if __name__ == "__main__":
     os.makedirs(Handler.state_dir, exist_ok=True)
     os.makedirs("/run/lab/brick-locks", exist_ok=True)
     array_setup(Handler.state_dir)
-    threading.Thread(target=brick_import, daemon=True).start()
+    if os.environ.get("LAB_NO_BRICK") != "1":
+        threading.Thread(target=brick_import, daemon=True).start()
     HTTPServer(("0.0.0.0", port), Handler).serve_forever()
