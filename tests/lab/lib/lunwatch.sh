@@ -123,9 +123,14 @@ lw_start() {
 	# detection: libvirt XML (instance.sh) + Cinder's view (cinder_* below) + alerts,
 	# a recording for `lunwatch replay`, and the guard in LAB_GUARD's mode
 	if "$LAB_LUNWATCH" run --help 2>&1 | grep -q -- --attachments; then
-		[[ -s $LW_CINDER ]] || cinder_write
 		mkdir -p /run/lunwatch
-		extra+=(--attachments "$LW_CINDER" --inventory-interval 1 --orphan-grace 5 --verify-interval 10
+		# Cinder's view: the lab's attachment file, or (LW_CINDER_API=1, openstack-*
+		# scenarios) only the real Cinder API of LW_CONFIG's [cinder] section
+		if [[ ${LW_CINDER_API:-0} != 1 ]]; then
+			[[ -s $LW_CINDER ]] || cinder_write
+			extra+=(--attachments "$LW_CINDER")
+		fi
+		extra+=(--inventory-interval 1 --orphan-grace 5 --verify-interval 10
 			--state-file /run/lunwatch/bindings.json --alerts-file "$LW_ALERTS" --record "$LW_RECORD"
 			--metrics-listen "$LW_METRICS" --guard "$LAB_GUARD" --dump-dir "$LAB_OUT/dumps" --dump-after 3
 			--dump-before 120)
