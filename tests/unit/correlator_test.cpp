@@ -700,8 +700,8 @@ TEST(QueueHold, AMapIsInDoubtWhenClosedOrAPathIsUnknown) {
 
 // Issue 12 point 2: a flow is judged again whenever what decides it changes.
 namespace {
-const char* kSerA = "LIO-ARRAY-0000A";  // array serials that are not Cinder volume ids
-const char* kSerB = "LIO-ARRAY-0000B";
+constexpr const char* kSerA = "LIO-ARRAY-0000A";  // array serials that are not Cinder volume ids
+constexpr const char* kSerB = "LIO-ARRAY-0000B";
 
 // A on dm-0 (serial not a volume id), bound to kWa, doing I/O.
 void attach_a_array_serial(Stream& s) {
@@ -926,12 +926,14 @@ TEST(AlertLifecycle, GuardDeniedResolvesAfterAQuietPeriod) {
   EXPECT_EQ(active_of(s.c(), v1::GUARD_DENIED), 0u);
   s.feed(g);
   EXPECT_EQ(s.firing(v1::GUARD_DENIED).size(), 2u) << "a recurrence fires again";
+}
+
 // ---- issue 12 point 5: this host's attachments vs the cloud-wide list
 
 namespace {
-const char* kUuidC = "33333333-3333-4333-8333-333333333333";  // an instance on another hypervisor
-const char* kVolC = "c3c3c3c3-0000-4000-8000-00000000000c";
-const char* kArraySerial = "ARRAY-SN-000123";  // an array's serial: not a volume id
+constexpr const char* kUuidC = "33333333-3333-4333-8333-333333333333";  // an instance on another hypervisor
+constexpr const char* kVolC = "c3c3c3c3-0000-4000-8000-00000000000c";
+constexpr const char* kArraySerial = "ARRAY-SN-000123";  // an array's serial: not a volume id
 }  // namespace
 
 TEST(CloudWide, AnotherHostsRecordAtTheSameIqnAndLunNeverExplainsADeviceHere) {
