@@ -173,10 +173,10 @@ struct SilentListener {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::listen(fd, 16);
+    // a listener that failed to come up would make the test prove nothing
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 16) != 0) ADD_FAILURE() << "listen";
     socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) ADD_FAILURE() << "getsockname";
     port = ntohs(a.sin_port);
   }
   ~SilentListener() { ::close(fd); }
