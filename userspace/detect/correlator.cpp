@@ -313,6 +313,17 @@ void Correlator::on_inventory(const v1::Event& ev, Output& out) {
     });
   }
   try_bind_all(out);
+  // This host's disks (libvirt) that Cinder's list has had: their later absence
+  // from the list is a deletion, not a list older than the disk.
+  if (auto lv = sources_.find(v1::SOURCE_LIBVIRT); lv != sources_.end()) {
+    std::set<std::string> local;
+    for (const auto& a : lv->second.attachments()) {
+      auto pair = BindingStore::key(a.instance_uuid(), a.volume_id());
+      local.insert(pair);
+      if (!lookup(index().by_pair, pair).empty()) cinder_listed_.insert(pair);
+    }
+    std::erase_if(cinder_listed_, [&](const std::string& k) { return !local.count(k); });
+  }
   check_divergence(ev, out);
   check_orphans(ev, out);
   // Forget bindings of (instance, volume) pairs no source mentions any more.

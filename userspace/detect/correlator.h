@@ -182,6 +182,7 @@ class Correlator {
   std::map<std::string, uint64_t> orphan_since_;
   std::map<std::string, std::set<uint32_t>> instance_pids_;
   std::map<std::string, uint64_t> libvirt_seen_;  // instance/volume -> first seen in libvirt
+  std::set<std::string> cinder_listed_;           // instance|volume of libvirt's disks Cinder's list has had
   // Verdict memo: a flow of the same instance on the same device, with no
   // state change since (gen_), gets the same verdict; only counts move.
   struct Verdict {

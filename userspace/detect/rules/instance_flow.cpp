@@ -82,6 +82,18 @@ void Correlator::judge_instance_flow(const v1::Event& ev, Output& out) {
     bool known = false;
     auto st = cinder_status(me.uuid(), att->volume_id(), &known);
     if (!known || !gone(st)) continue;
+    // A disk libvirt shows and Cinder's list has never had (no record, not even a
+    // deleted one) may be newer than the list: Nova creates the attachment before
+    // the domain gets the disk, but the two sources refresh apart. Such an absence
+    // is a deletion only once the disk has been in libvirt for the divergence
+    // grace; a later refresh judges this flow again (every inventory event does).
+    // A record the list had and lost is a deletion at once.
+    auto pair = BindingStore::key(me.uuid(), att->volume_id());
+    if (lookup(index().by_pair, pair).empty() && !cinder_listed_.count(pair)) {
+      auto seen = libvirt_seen_.find((att->instance_name().empty() ? att->instance_uuid() : att->instance_name()) +
+                                     "/" + att->volume_id());
+      if (seen == libvirt_seen_.end() || now_ns_ - seen->second < opt_.divergence_grace_ns) continue;
+    }
     auto a = make_alert(v1::STALE_ATTACHMENT_IO, label(me) + "/" + att->volume_id(), ev);
     *a.mutable_instance() = me;
     a.set_pid(f.pid());
