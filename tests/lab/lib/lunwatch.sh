@@ -527,7 +527,11 @@ replay_reproduces() {
 		lw_record FAIL "lunwatch replay reproduces $rule: no recording at $LW_RECORD"
 		return
 	fi
-	timeout -k 5 120 "$LAB_LUNWATCH" replay "$LW_RECORD" > "$LAB_OUT/replay-alerts.jsonl" 2> "$LAB_OUT/replay.stderr"
+	# with the live agent's config when it had one (replay_matches_live reuses this output)
+	local conf=()
+	[[ -n ${LW_CONFIG:-} ]] && conf=(--config "$LW_CONFIG")
+	timeout -k 5 120 "$LAB_LUNWATCH" replay "${conf[@]}" "$LW_RECORD" > "$LAB_OUT/replay-alerts.jsonl" 2> "$LAB_OUT/replay.stderr"
+	[[ -n ${LW_CONFIG:-} ]] && cp "$LAB_OUT/replay-alerts.jsonl" "$LAB_OUT/replay-config.jsonl"
 	local rc=$?
 	out=$(jq -c -R 'fromjson? | select(.rule == $r)' --arg r "$rule" "$LAB_OUT/replay-alerts.jsonl" 2>/dev/null | head -1)
 	if [[ -n $out ]]; then
@@ -576,7 +580,10 @@ replay_matches_live() {
 	fi
 	local key='select((.state // "ALERT_FIRING") == "ALERT_FIRING") | [.rule, (.instance.name // "-"), (.device_name // "-")] | @tsv'
 	live=$(jq -r -R "fromjson? | $key" "$LW_ALERTS" | sort -u)
-	timeout -k 5 120 "$LAB_LUNWATCH" replay --config "$conf" "$LW_RECORD" > "$LAB_OUT/replay-config.jsonl" 2> "$LAB_OUT/replay-config.stderr"
+	# replay_reproduces already replayed with this config (each replay costs seconds under TCG)
+	if [[ $conf != "${LW_CONFIG:-}" || ! -s $LAB_OUT/replay-config.jsonl ]]; then
+		timeout -k 5 120 "$LAB_LUNWATCH" replay --config "$conf" "$LW_RECORD" > "$LAB_OUT/replay-config.jsonl" 2> "$LAB_OUT/replay-config.stderr"
+	fi
 	replay=$(jq -r -R "fromjson? | $key" "$LAB_OUT/replay-config.jsonl" | sort -u)
 	: > "$LAB_OUT/empty.conf"
 	timeout -k 5 120 "$LAB_LUNWATCH" replay --config "$LAB_OUT/empty.conf" "$LW_RECORD" > "$LAB_OUT/replay-default.jsonl" 2> "$LAB_OUT/replay-default.stderr"
