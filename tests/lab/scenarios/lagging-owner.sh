@@ -9,8 +9,9 @@
 #      attachment yet, and the serial names no volume: nobody is known to own volB.
 #   3. GROUND TRUTH: A reads VOLUME-B-MARKER (the leak). LUNWATCH: IDENTITY_CHANGED
 #      for A (its bound identity changed), and no CROSS_INSTANCE_ACCESS yet (no owner).
-#   4. B's attachment record appears in Cinder (B's qemu is not started: no new flow
-#      on the device). LUNWATCH: CROSS_INSTANCE_ACCESS naming A and B's volume within
+#   4. B's attachment record appears in Cinder, then B's libvirt domain (a running
+#      instance on this host) gets the disk; B's qemu does no I/O (no new flow on the
+#      device). LUNWATCH: CROSS_INSTANCE_ACCESS naming A and B's volume within
 #      one inventory refresh (--inventory-interval 1: bound 2000 ms) of the record, its
 #      trigger A's read after the remap (not A's first flow), its time the decision.
 export LAB_GUARD=${LAB_GUARD:-off}  # before the libraries: their default is monitor
@@ -72,9 +73,19 @@ if lw_enabled; then
 	lw_note "CROSS_INSTANCE_ACCESS before B's record: $n_early (no owner known yet)"
 fi
 
-step "B's attachment record arrives in Cinder (B's qemu not started)"
+step "B's attachment record arrives in Cinder; B's domain on this host gets the disk (its qemu does no I/O)"
 T_REC_MS=$(date +%s%3N)
 cinder_attach B 11 "$VOL_B" "$IQN" 1 "$P1" "$P2"
+# Nova attaches to B, a running instance on this host: libvirt lists the disk (after
+# the Cinder record, Nova's order). Only this host's instances' records explain its
+# devices (another hypervisor may use the same IQN and LUN), so without B's domain
+# the late record could not name the owner of the array serial. B's "qemu" is a
+# stand-in that never touches the device: no new kernel flow.
+sleep 100000 &
+B_STANDIN=$!
+on_exit "kill $B_STANDIN"
+INST_SEQ=$((INST_SEQ + 1))
+INST_SERIALS=$VOL_B libvirt_domain instance-0000000b 0000000b-0000-4000-8000-00000000000b "$B_STANDIN" "$DM"
 if lw_enabled; then
 	cross_seen() { [[ -n $(lw_alerts '.rule == "CROSS_INSTANCE_ACCESS" and .instance.name == $n' --arg n "$A_NAME" | head -1) ]]; }
 	wait_for "lunwatch: CROSS_INSTANCE_ACCESS for A" 20 cross_seen || true
