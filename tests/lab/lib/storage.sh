@@ -319,3 +319,17 @@ net_restore() {
 		nft delete rule inet lab out handle "$h"
 	done
 }
+
+# shared_target_volA_attached: the opening most leak scenarios share: the shared
+# target on portals $P1/$P2 of $IQN, volA ($SERIAL_A) and volB ($SERIAL_B) with their
+# markers, the initiator up, volA mapped at LUN 1 and attached over both paths with
+# dm-multipath; NAA_A and WWID_A name volA's identity.
+shared_target_volA_attached() {
+	target_create "$IQN" "$P1" "$P2"
+	volume_create volA "$SERIAL_A" 64 VOLUME-A-MARKER
+	volume_create volB "$SERIAL_B" 64 VOLUME-B-MARKER
+	initiator_up
+	lun_map "$IQN" 1 volA
+	attach_mpath "$IQN" 1 "$P1" "$P2"
+	NAA_A=$NAA WWID_A=$WWID
+}

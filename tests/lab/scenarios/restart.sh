@@ -27,13 +27,7 @@ load_modules
 lw_start
 
 step "volA at LUN 1 for instance A, two paths, dm-multipath"
-target_create "$IQN" "$P1" "$P2"
-volume_create volA "$SERIAL_A" 64 VOLUME-A-MARKER
-volume_create volB "$SERIAL_B" 64 VOLUME-B-MARKER
-initiator_up
-lun_map "$IQN" 1 volA
-attach_mpath "$IQN" 1 "$P1" "$P2"
-NAA_A=$NAA WWID_A=$WWID
+shared_target_volA_attached
 cinder_attach A 10 "$SERIAL_A" "$IQN" 1 "$P1" "$P2"
 INST_SERIALS=$SERIAL_A instance_start A 10 "$DM"
 instance_wait_marker A VOLUME-A-MARKER 30 && gt_pass "A reads its own volume (VOLUME-A-MARKER) through $DM" \
