@@ -97,6 +97,14 @@ lab_finish() {
 	if ((lwf > 0)); then
 		log "lunwatch evidence missing ($([[ ${LAB_REQUIRE_LUNWATCH:-0} == 1 ]] && echo fails the scenario || echo not required)):"
 		grep '^FAIL' "$LAB_OUT/lunwatch-assertions.txt" | sed 's/^/[lab]    /'
+		# What a CI log needs to tell why (the output folder may not survive the run):
+		# the agent's last words, its alert counts by rule, what it wrote.
+		if [[ -f $LAB_OUT/lunwatch.stderr ]]; then
+			log "lunwatch's log, last 12 lines of $(wc -l < "$LAB_OUT/lunwatch.stderr"):"
+			tail -12 "$LAB_OUT/lunwatch.stderr" | cut -c1-300 | sed 's/^/[lab]    /'
+		fi
+		[[ -s ${LW_ALERTS:-/nonexistent} ]] && log "alerts by rule: $(jq -r .rule "$LW_ALERTS" 2>/dev/null | sort | uniq -c | tr -s ' \n' ' ')"
+		log "output folder: $(cd "$LAB_OUT" && ls -p | grep -vE '^instance-|^libvirt-' | tr '\n' ' ' | cut -c1-600)"
 	fi
 	_lab_rc=$rc
 	exit "$rc"

@@ -201,6 +201,21 @@ lw_late_hooks_attached() {
 	echo "NOTE: late hooks attached $((SECONDS - t0)) s after load_modules" >> "$LW_ASSERT"
 }
 
+# lw_threads PID: what each thread of a process is doing (state, CPU ticks, where it
+# sleeps in the kernel, its kernel stack): tells a busy loop from a blocked call.
+lw_threads() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		local st
+		st=$(cut -d' ' -f3,14,15 "$t/stat" 2>/dev/null)
+		echo "tid ${t##*/} $(cat "$t/comm" 2>/dev/null) state/utime/stime: $st wchan: $(cat "$t/wchan" 2>/dev/null)"
+		sed 's/^/    /' "$t/stack" 2>/dev/null | head -12
+	done
+	if command -v gdb > /dev/null; then
+		timeout -k 2 20 gdb -q -batch -p "$1" -ex 'thread apply all bt 20' 2>&1 | grep -E '^(Thread|#)' | head -120
+	fi
+}
+
 lw_stop() {
 	[[ -n $LW_PID ]] || return 0
 	# let the ring buffer drain what the last actions produced
@@ -209,15 +224,29 @@ lw_stop() {
 	local fds=(/proc/"$LW_PID"/fd/*) lim
 	read -r _ _ _ lim _ < <(grep '^Max open files' /proc/"$LW_PID"/limits 2>/dev/null)
 	echo "NOTE: lunwatch had ${#fds[@]} open descriptors at stop (limit ${lim:-?})" >> "$LW_ASSERT"
+	# How long the stop takes, in two parts: until the run loop ends (its "stopped:"
+	# line) and until the process is gone; a stop past 5 s gets its threads written
+	# down (busy loop or blocked call), past 15 s it is killed.
+	local t0 n=0 t_loop='' t_gone='' rc
+	t0=$(mono_ns)
 	kill -INT "$LW_PID" 2>/dev/null
-	local n=0
-	while kill -0 "$LW_PID" 2>/dev/null && ((n < 60)); do sleep 0.25; n=$((n + 1)); done
+	while kill -0 "$LW_PID" 2>/dev/null && ((n < 60)); do
+		[[ -z $t_loop ]] && tail -1 "$LAB_OUT/lunwatch.stderr" | grep -q 'info: stopped:' && t_loop=$((($(mono_ns) - t0) / 1000000))
+		((n == 20)) && lw_threads "$LW_PID" > "$LAB_OUT/lunwatch-stop-5s.txt" 2>&1
+		sleep 0.25
+		n=$((n + 1))
+	done
 	if kill -0 "$LW_PID" 2>/dev/null; then
-		log "lunwatch did not stop on SIGINT within 15s; killing"
+		log "lunwatch did not stop on SIGINT within 15s; killing (its threads at 5 s: $LAB_OUT/lunwatch-stop-5s.txt)"
+		head -30 "$LAB_OUT/lunwatch-stop-5s.txt" | while read -r l; do detail "stop: $l"; done
 		kill -KILL "$LW_PID" 2>/dev/null
+	else
+		t_gone=$((($(mono_ns) - t0) / 1000000))
 	fi
 	wait "$LW_PID" 2>/dev/null
-	log "lunwatch stopped (rc=$?): $(wc -l < "$LW_EVENTS") event lines; $(tail -1 "$LAB_OUT/lunwatch.stderr")"
+	rc=$?
+	echo "NOTE: stop on SIGINT: run loop ended after ${t_loop:-?} ms, process gone after ${t_gone:-?} ms (rc=$rc)" >> "$LW_ASSERT"
+	log "lunwatch stopped (rc=$rc; loop ended ${t_loop:-?} ms, gone ${t_gone:-killed at 15000} ms after SIGINT): $(wc -l < "$LW_EVENTS") event lines; $(tail -1 "$LAB_OUT/lunwatch.stderr")"
 	LW_PID=
 }
 
