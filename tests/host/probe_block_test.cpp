@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -158,6 +159,38 @@ TEST_F(BlockProbes, NewFlowEventAndExactByteCounters) {
     EXPECT_LE(r.val.first_ns, r.val.last_ns);
   }
   EXPECT_TRUE(found) << "no kernel flow entry for the child";
+}
+
+// The agent's loop must get control back while events stream in (its stop flag,
+// timers, identity answers): one poll hands over at most its budget, and what is
+// left stays in the ring for the next poll, none lost.
+TEST_F(BlockProbes, PollStopsAtItsBudgetAndLosesNothing) {
+  hosttest::LoopDevice loop(16 << 20);
+  std::vector<v1::Event> seen;
+  probes::EventHandler keep = [&](v1::Event&& ev) { seen.push_back(std::move(ev)); };
+  while (shared_probes->poll(0, keep) > 0) {
+  }
+  seen.clear();
+  constexpr int kChildren = 6;
+  std::set<uint32_t> pids;
+  for (int i = 0; i < kChildren; ++i) {
+    IoChild child(loop.path(), 1, 0, "lw-io-budget");
+    child.go();
+    ASSERT_EQ(child.wait(), 0);
+    pids.insert(static_cast<uint32_t>(child.pid()));
+  }
+  // Every child's flow is in the ring now (the ring is consumed only here).
+  EXPECT_EQ(shared_probes->poll(0, keep, 2), 2) << "a poll handed over more than its budget of 2";
+  EXPECT_EQ(seen.size(), 2u);
+  auto children_seen = [&] {
+    std::set<uint32_t> got;
+    for (const auto& e : seen)
+      if (e.has_flow() && pids.count(e.flow().pid())) got.insert(e.flow().pid());
+    return got.size();
+  };
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (children_seen() < pids.size() && Clock::now() < deadline) shared_probes->poll(50, keep, 2);
+  EXPECT_EQ(children_seen(), pids.size()) << "flows lost after budget-limited polls";
 }
 
 TEST_F(BlockProbes, RepeatIoWritesNoFurtherEvents) {

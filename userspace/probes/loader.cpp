@@ -293,6 +293,7 @@ struct Probes::Impl {
   ConsumerStats* consumer = nullptr;
   const EventHandler* handler = nullptr;
   int handled = 0;
+  int budget = Probes::kPollBudget;
 };
 
 namespace {
@@ -300,7 +301,9 @@ int on_record(void* ctx, void* data, size_t size) {
   auto* impl = static_cast<Probes::Impl*>(ctx);
   consume_record(std::span<const uint8_t>(static_cast<const uint8_t*>(data), size), *impl->consumer, *impl->handler);
   impl->handled++;
-  return 0;
+  // Budget spent: stop here (libbpf has advanced past this record) and let
+  // the caller's loop run; the rest waits in the ring for the next poll.
+  return impl->handled >= impl->budget ? -EINTR : 0;
 }
 }  // namespace
 
@@ -511,9 +514,10 @@ Result<std::unique_ptr<Probes>> Probes::make(const ProbeOptions& options) {
 Probes::Probes(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Probes::~Probes() = default;
 
-int Probes::poll(int timeout_ms, const EventHandler& handler) {
+int Probes::poll(int timeout_ms, const EventHandler& handler, int max_events) {
   impl_->handler = &handler;
   impl_->handled = 0;
+  impl_->budget = max_events > 0 ? max_events : kPollBudget;
   int rc = ring_buffer__poll(impl_->ring.get(), timeout_ms);
   impl_->handler = nullptr;
   if (rc < 0 && rc != -EINTR) return rc;

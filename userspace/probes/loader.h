@@ -63,9 +63,12 @@ class Probes {
   // and ring buffer) and updates hook_states(). Cheap when nothing changed (reads
   // /proc/modules and lists btf_dir): call it from a timer. Returns hooks attached.
   int attach_new_modules();
-  // Waits up to timeout_ms for events and hands each to handler. Returns the
-  // number handled, or a negative errno.
-  int poll(int timeout_ms, const EventHandler& handler);
+  // Waits up to timeout_ms for events and hands each to handler, at most
+  // max_events of them (libbpf would otherwise keep consuming while producers
+  // keep up, and the caller's timers and stop flag would wait on the stream).
+  // Returns the number handled, or a negative errno.
+  static constexpr int kPollBudget = 4096;
+  int poll(int timeout_ms, const EventHandler& handler, int max_events = kPollBudget);
   int ring_fd() const;
 
   std::vector<FlowRecord> flows() const;
