@@ -1073,3 +1073,41 @@ TEST(Correlator, ADiskCinderNeverListsIsStaleOnceTheGracePasses) {
   t.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a")});
   EXPECT_EQ(t.firing(v1::STALE_ATTACHMENT_IO).size(), 1u);
 }
+
+// The idle cost of current verdicts: a refresh that says what the last one said
+// (same records, only its times moved) judges no flow again; one that changes a
+// record judges each live flow once. The same for a topology refresh.
+TEST(Correlator, ARefreshThatChangesNothingJudgesNoFlowAgain) {
+  Stream s;
+  attach_a_array_serial(s);
+  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+  const auto base = s.c().rejudged_total();
+  const std::vector<v1::Attachment> same = {Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")};
+  for (int i = 0; i < 5; ++i) {
+    s.advance(5'000'000'000ULL);
+    s.cinder(same);
+    s.topology();
+  }
+  EXPECT_EQ(s.c().rejudged_total(), base) << "unchanged refreshes re-judged live flows";
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DETACHED, "att-a")});
+  EXPECT_EQ(s.c().rejudged_total(), base + 1) << "a changed record must re-judge the live flow";
+  EXPECT_EQ(s.firing(v1::STALE_ATTACHMENT_IO).size(), 1u);
+}
+
+// A flow held back by the grace is judged again when the grace ends, on whatever
+// event comes next, even when no source changes (Cinder's list never gets it).
+TEST(Correlator, AFlowHeldBackByTheGraceIsJudgedWhenItEndsWithoutAnyRefresh) {
+  Stream s;
+  s.topology();
+  s.cinder({});
+  s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA)},
+            {Stream::domain(kUuidA, "instance-0000000a", 452)});
+  s.identity_both(kWa, kSerA);
+  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+  ASSERT_TRUE(s.firing(v1::STALE_ATTACHMENT_IO).empty());
+  s.scan(7);  // within the grace: still nothing
+  EXPECT_TRUE(s.firing(v1::STALE_ATTACHMENT_IO).empty());
+  s.advance(31'000'000'000ULL);
+  s.scan(7);  // any event after the grace (no source refreshed)
+  EXPECT_EQ(s.firing(v1::STALE_ATTACHMENT_IO).size(), 1u);
+}

@@ -58,6 +58,7 @@ void Correlator::rejudge(const v1::Event& decided_by, Output& out) {
   }
   std::sort(todo.begin(), todo.end(), [](const v1::Event& a, const v1::Event& b) { return a.seq() < b.seq(); });
   deciding_ = &decided_by;
+  rejudged_ += todo.size();
   for (const auto& f : todo) evaluate_instance_flow(f, out);
   deciding_ = nullptr;
 }
@@ -97,6 +98,11 @@ void Correlator::on_event(const v1::Event& ev, Output& out) {
       break;
     case v1::Event::kGuard: on_guard(ev, out); break;
     default: break;
+  }
+  // A verdict held back by a grace is due again once the grace has passed.
+  if (rejudge_at_ns_ != 0 && now_ns_ >= rejudge_at_ns_ && !ev.has_flow()) {
+    rejudge_at_ns_ = 0;
+    gen_++;
   }
   // What decides a flow's verdict changed: the flows the kernel still holds
   // are judged again now, not only on their next new flow (there may be none).
@@ -232,7 +238,11 @@ void Correlator::on_lifecycle(const v1::Event& ev, Output& out) {
 
 void Correlator::on_topology(const v1::Event& ev, Output& out) {
   const auto& t = ev.topology();
-  invalidate();
+  // A refresh that finds the stack as it was re-judges nothing: the graph's
+  // content before and after decides (link() bumps gen_ while re-linking).
+  const auto graph_before = graph_content();
+  const uint64_t gen_before = gen_;
+  index_.dirty = true;
   std::set<std::string> present;
   for (const auto& s : t.devices()) {
     if (s.dev().empty()) continue;
@@ -293,13 +303,34 @@ void Correlator::on_topology(const v1::Event& ev, Output& out) {
       ++it;
     }
   }
+  gen_ = gen_before;
+  if (graph_content() != graph_before) gen_++;
   try_bind_all(out);
   check_orphans(ev, out);
 }
 
+namespace {
+// A snapshot's content as judging sees it: without the times of its attempts
+// and its error text (a source answering the same again changes no verdict).
+std::string judged_content(const v1::SourceSnapshot& s) {
+  v1::SourceSnapshot c = s;
+  c.set_last_good_unix_ms(s.last_good_unix_ms() > 0 ? 1 : 0);
+  c.clear_last_attempt_unix_ms();
+  c.clear_last_error();
+  c.clear_errors_total();
+  return c.SerializeAsString();
+}
+}  // namespace
+
 void Correlator::on_inventory(const v1::Event& ev, Output& out) {
   sources_[ev.inventory().kind()] = ev.inventory();
-  invalidate();
+  index_.dirty = true;  // the index points into sources_
+  auto content = judged_content(ev.inventory());
+  auto& last = source_content_[ev.inventory().kind()];
+  if (content != last) {
+    last = std::move(content);
+    gen_++;
+  }
   if (ev.inventory().kind() == v1::SOURCE_LIBVIRT && ev.inventory().last_good_unix_ms() > 0) {
     // A flow whose process is no longer its instance's qemu (the domain is
     // gone, or runs under another pid) is no longer active: not judged again.

@@ -87,6 +87,9 @@ class Correlator {
   // Devices no attachment explains (after the grace period or not).
   std::vector<std::string> orphans() const;
   uint64_t events_seen() const { return events_; }
+  // Live flows judged again because what decides their verdict changed (the
+  // idle cost of keeping verdicts current: a refresh that changes nothing adds 0).
+  uint64_t rejudged_total() const { return rejudged_; }
   // Processes seen doing I/O for each instance (by uuid): the guard's owners.
   const std::map<std::string, std::set<uint32_t>>& instance_pids() const { return instance_pids_; }
 
@@ -131,6 +134,9 @@ class Correlator {
   Dev* find_dev(const std::string& d);
   Dev* find_name(const std::string& name);
   void link(const std::string& upper, const std::string& lower);
+  // The device graph as judging sees it (devices, stacking, SCSI views), to
+  // tell a topology refresh that changed something from one that did not.
+  std::string graph_content() const;
   std::vector<std::string> leaves(const std::string& d) const;
   std::vector<std::string> uppers_closure(const std::string& d) const;
   Identity identity_of(const std::string& d) const;
@@ -183,6 +189,13 @@ class Correlator {
   std::map<std::string, std::set<uint32_t>> instance_pids_;
   std::map<std::string, uint64_t> libvirt_seen_;  // instance/volume -> first seen in libvirt
   std::set<std::string> cinder_listed_;           // instance|volume of libvirt's disks Cinder's list has had
+  // What each source said that a verdict can depend on (its records, instances,
+  // stale and partial flags, whether it ever answered; not its timestamps): a
+  // refresh that says the same again re-judges nothing.
+  std::map<v1::SourceKind, std::string> source_content_;
+  // The earliest time a verdict held back by a grace (a disk libvirt shows and
+  // Cinder's list has not had yet) must be reached again; 0 when none waits.
+  uint64_t rejudge_at_ns_ = 0;
   // Verdict memo: a flow of the same instance on the same device, with no
   // state change since (gen_), gets the same verdict; only counts move.
   struct Verdict {
@@ -206,6 +219,7 @@ class Correlator {
   uint64_t now_ns_ = 0;
   int64_t now_unix_ms_ = 0;
   uint64_t events_ = 0;
+  uint64_t rejudged_ = 0;
 };
 
 const char* rule_name(v1::Rule r);

@@ -41,6 +41,25 @@ void Correlator::link(const std::string& upper, const std::string& lower) {
   if (std::find(l.begin(), l.end(), upper) == l.end()) l.push_back(upper);
 }
 
+std::string Correlator::graph_content() const {
+  std::string out;
+  for (const auto& [k, d] : devs_) {
+    auto lowers = d.v.lowers, uppers = d.v.uppers;
+    std::sort(lowers.begin(), lowers.end());
+    std::sort(uppers.begin(), uppers.end());
+    out += k + "|" + d.v.name + "|" + (d.v.is_dm ? "dm" : "") + "|" + d.v.map_wwid + "|" + (d.v.path_failed ? "f" : "");
+    for (const auto& l : lowers) out += "<" + l;
+    for (const auto& u : uppers) out += ">" + u;
+    if (d.v.scsi) {
+      v1::ScsiDevice s = *d.v.scsi;
+      s.clear_verified_at_unix_ms();  // when it was checked, not what it is
+      out += "|" + s.SerializeAsString();
+    }
+    out += "\n";
+  }
+  return out;
+}
+
 std::vector<std::string> Correlator::leaves(const std::string& d) const {
   std::vector<std::string> out;
   std::set<std::string> seen;

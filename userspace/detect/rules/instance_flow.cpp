@@ -86,13 +86,20 @@ void Correlator::judge_instance_flow(const v1::Event& ev, Output& out) {
     // deleted one) may be newer than the list: Nova creates the attachment before
     // the domain gets the disk, but the two sources refresh apart. Such an absence
     // is a deletion only once the disk has been in libvirt for the divergence
-    // grace; a later refresh judges this flow again (every inventory event does).
+    // grace; the first event after the grace judges this flow again (rejudge_at_ns_).
     // A record the list had and lost is a deletion at once.
     auto pair = BindingStore::key(me.uuid(), att->volume_id());
     if (lookup(index().by_pair, pair).empty() && !cinder_listed_.count(pair)) {
       auto seen = libvirt_seen_.find((att->instance_name().empty() ? att->instance_uuid() : att->instance_name()) +
                                      "/" + att->volume_id());
-      if (seen == libvirt_seen_.end() || now_ns_ - seen->second < opt_.divergence_grace_ns) continue;
+      if (seen == libvirt_seen_.end()) continue;  // not in libvirt's view yet
+      if (now_ns_ - seen->second < opt_.divergence_grace_ns) {
+        // Judged again at the end of the grace (the next event after it), even
+        // if no source changes meanwhile.
+        uint64_t due = seen->second + opt_.divergence_grace_ns;
+        if (rejudge_at_ns_ == 0 || due < rejudge_at_ns_) rejudge_at_ns_ = due;
+        continue;
+      }
     }
     auto a = make_alert(v1::STALE_ATTACHMENT_IO, label(me) + "/" + att->volume_id(), ev);
     *a.mutable_instance() = me;
