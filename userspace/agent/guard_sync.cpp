@@ -34,9 +34,9 @@ std::vector<detect::VerifyRequest> GuardSync::sync(const detect::Correlator& c, 
   in.ledger = &ledger_;
   for (const auto& d : topology.devices()) in.present.insert(d.dev());
   for (const auto& m : topology.maps()) in.present.insert(m.dev());
-  for (const auto& d : c.devices()) {
-    if (!d.name.empty()) in.names[d.dev] = d.name;
-    if (d.path_failed) in.failed_paths.insert(d.dev);
+  for (const auto* d : c.device_views()) {
+    if (!d->name.empty()) in.names[d->dev] = d->name;
+    if (d->path_failed) in.failed_paths.insert(d->dev);
   }
   in.now_ns = now_ns;
   auto plan = guard::reconcile(in, state_);

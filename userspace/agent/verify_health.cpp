@@ -17,17 +17,13 @@ sinks::VerifyHealth verify_health(const detect::Correlator& c, const topology::I
   h.retries_total = st.retries_total;
   h.max_age_s = max_age_s;
 
-  std::map<std::string, const detect::DeviceView*> views;
-  auto devices = c.devices();
-  for (const auto& d : devices) {
-    views[d.dev] = &d;
-    if (d.scsi && d.suspect) h.unknown_devices++;
-  }
+  for (const auto* d : c.device_views())
+    if (d->scsi && d->suspect) h.unknown_devices++;
   std::set<std::string> held_paths;  // sd names
   for (const auto& [att, devs] : c.attachment_devices()) {
     if (att.source() != v1::SOURCE_LIBVIRT || att.resolved_dev().empty()) continue;
     for (const auto& l : c.device_identity(att.resolved_dev()).leaves)
-      if (auto it = views.find(l); it != views.end() && !it->second->name.empty()) held_paths.insert(it->second->name);
+      if (const auto* v = c.device_view(l); v && !v->name.empty()) held_paths.insert(v->name);
   }
   h.held_paths = held_paths.size();
   for (const auto& name : held_paths) {

@@ -13,13 +13,36 @@ namespace lunwatch::detect {
 
 using namespace internal;  // NOLINT(google-build-using-namespace)
 
+struct Correlator::DevLookup {
+  std::unordered_map<std::string, std::vector<std::string>> by_target;  // "iqn|lun" or "wwpn|lun" -> devices
+  std::set<std::string> instance_uuids, instance_names;                 // libvirt's domains
+  bool have_libvirt = false;
+  static std::string target_key(const std::string& id, uint64_t lun) { return id + "|" + std::to_string(lun); }
+};
+
 const Correlator::Index& Correlator::index() const {
   if (!index_.dirty) return index_;
   index_.by_dev.clear();
   index_.by_volume.clear();
   index_.by_pair.clear();
+  index_.devs_of.clear();
+  DevLookup look;
+  for (const auto& [k, d] : devs_) {
+    if (!d.v.scsi) continue;
+    const auto& t = d.v.scsi->target();
+    if (!t.iqn().empty()) look.by_target[DevLookup::target_key(t.iqn(), t.lun())].push_back(k);
+    if (!t.wwpn().empty()) look.by_target[DevLookup::target_key(t.wwpn(), t.lun())].push_back(k);
+  }
+  if (auto it = sources_.find(v1::SOURCE_LIBVIRT); it != sources_.end() && it->second.last_good_unix_ms() > 0) {
+    look.have_libvirt = true;
+    for (const auto& i : it->second.instances()) {
+      if (!i.uuid().empty()) look.instance_uuids.insert(i.uuid());
+      if (!i.name().empty()) look.instance_names.insert(i.name());
+    }
+  }
   for (const auto* a : all_attachments()) {
-    for (const auto& d : attachment_devs(*a)) index_.by_dev[d].push_back(a);
+    auto& devs = index_.devs_of[a] = compute_attachment_devs(*a, look);
+    for (const auto& d : devs) index_.by_dev[d].push_back(a);
     if (!a->volume_id().empty()) index_.by_volume[a->volume_id()].push_back(a);
     if (a->source() != v1::SOURCE_LIBVIRT)
       index_.by_pair[BindingStore::key(a->instance_uuid(), a->volume_id())].push_back(a);
@@ -35,46 +58,45 @@ std::vector<const v1::Attachment*> Correlator::all_attachments() const {
   return out;
 }
 
-bool Correlator::local_attachment(const v1::Attachment& a) const {
-  if (a.source() == v1::SOURCE_LIBVIRT) return true;
-  auto it = sources_.find(v1::SOURCE_LIBVIRT);
-  if (it == sources_.end() || it->second.last_good_unix_ms() <= 0) return true;
-  for (const auto& i : it->second.instances())
-    if ((!a.instance_uuid().empty() && i.uuid() == a.instance_uuid()) ||
-        (a.instance_uuid().empty() && !a.instance_name().empty() && i.name() == a.instance_name()))
-      return true;
-  return false;
-}
-
 // The devices on this host a record explains: only records of instances this
-// host runs (local_attachment); the owner of an identity can be anywhere
+// host runs (libvirt's domains; every record while no libvirt view exists, as
+// on hosts without libvirt whose attachment files are this host's); the owner of an identity can be anywhere
 // (owners_of looks through every record by volume).
-std::set<std::string> Correlator::attachment_devs(const v1::Attachment& a) const {
+std::vector<std::string> Correlator::compute_attachment_devs(const v1::Attachment& a, const DevLookup& look) const {
   std::set<std::string> out;
-  if (!local_attachment(a)) return out;
-  auto add_with_uppers = [&](const std::string& d) {
-    for (const auto& u : uppers_closure(d)) out.insert(u);
-  };
+  bool local =
+      a.source() == v1::SOURCE_LIBVIRT || !look.have_libvirt ||
+      (!a.instance_uuid().empty() ? look.instance_uuids.count(a.instance_uuid()) > 0
+                                  : !a.instance_name().empty() && look.instance_names.count(a.instance_name()));
+  if (!local) return {};
   if (!a.resolved_dev().empty()) {
     // The device the instance was given, and the paths below it.
     out.insert(a.resolved_dev());
     for (const auto& l : leaves(a.resolved_dev())) out.insert(l);
   }
   for (const auto& t : a.targets()) {
-    for (const auto& [k, d] : devs_) {
-      if (!d.v.scsi) continue;
-      const auto& s = *d.v.scsi;
-      const auto& st = s.target();
-      bool match = false;
-      if (!t.iqn().empty())
-        match = st.iqn() == t.iqn() && st.lun() == t.lun() &&
-                (t.portal().empty() || st.portal().empty() || st.portal() == t.portal());
-      else if (!t.wwpn().empty())
-        match = st.wwpn() == t.wwpn() && st.lun() == t.lun();
-      if (match) add_with_uppers(k);
+    const std::string& id = !t.iqn().empty() ? t.iqn() : t.wwpn();
+    if (id.empty()) continue;
+    auto it = look.by_target.find(DevLookup::target_key(id, t.lun()));
+    if (it == look.by_target.end()) continue;
+    for (const auto& k : it->second) {
+      const auto& st = devs_.at(k).v.scsi->target();
+      // iSCSI: the portal, when both sides name one, must agree too
+      if (!t.iqn().empty() &&
+          (st.iqn() != t.iqn() || !(t.portal().empty() || st.portal().empty() || st.portal() == t.portal())))
+        continue;
+      if (t.iqn().empty() && st.wwpn() != t.wwpn()) continue;
+      for (const auto& u : uppers_closure(k)) out.insert(u);
     }
   }
-  return out;
+  return {out.begin(), out.end()};
+}
+
+const std::vector<std::string>& Correlator::attachment_devs(const v1::Attachment& a) const {
+  static const std::vector<std::string> kNone;
+  const auto& idx = index();
+  auto it = idx.devs_of.find(&a);
+  return it == idx.devs_of.end() ? kNone : it->second;
 }
 
 std::vector<Correlator::Owner> Correlator::owners_of(const std::string& wwid, const std::string& serial) const {

@@ -4,6 +4,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -55,9 +56,27 @@ void BindingStore::load(const v1::Bindings& all) {
 }
 
 v1::Bindings BindingStore::snapshot() const {
+  std::vector<const std::pair<const std::string, v1::Binding>*> sorted;
+  sorted.reserve(by_key_.size());
+  for (const auto& kv : by_key_) sorted.push_back(&kv);
+  std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
   v1::Bindings out;
-  for (const auto& [k, b] : by_key_) *out.add_bindings() = b;
+  for (const auto* kv : sorted) *out.add_bindings() = kv->second;
   return out;
+}
+
+size_t BindingStore::erase_unless(const std::set<std::string>& keep) {
+  size_t n = 0;
+  for (auto it = by_key_.begin(); it != by_key_.end();) {
+    if (keep.count(it->first)) {
+      ++it;
+      continue;
+    }
+    keys_by_wwid_[it->second.wwid()].erase(it->first);
+    it = by_key_.erase(it);
+    n++;
+  }
+  return n;
 }
 
 Result<v1::Bindings> BindingStore::read_file(const std::string& path) {

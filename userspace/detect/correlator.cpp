@@ -303,6 +303,7 @@ void Correlator::on_topology(const v1::Event& ev, Output& out) {
       ++it;
     }
   }
+  index_.dirty = true;  // whatever read it meanwhile read a graph half rebuilt
   gen_ = gen_before;
   if (graph_content() != graph_before) gen_++;
   try_bind_all(out);
@@ -362,14 +363,9 @@ void Correlator::on_inventory(const v1::Event& ev, Output& out) {
   for (const auto* a : all_attachments()) known.insert(BindingStore::key(a->instance_uuid(), a->volume_id()));
   bool have_sources =
       std::any_of(sources_.begin(), sources_.end(), [](const auto& s) { return s.second.last_good_unix_ms() > 0; });
-  if (have_sources) {
-    auto all = bindings_.snapshot();
-    for (const auto& b : all.bindings())
-      if (!known.count(BindingStore::key(b.instance_uuid(), b.volume_id())))
-        if (bindings_.erase(b.instance_uuid(), b.volume_id())) {
-          out.bindings_changed = true;
-          gen_++;
-        }
+  if (have_sources && bindings_.erase_unless(known) > 0) {
+    out.bindings_changed = true;
+    gen_++;
   }
 }
 
@@ -418,12 +414,23 @@ std::vector<DeviceView> Correlator::devices() const {
   return out;
 }
 
-std::vector<std::pair<v1::Attachment, std::vector<std::string>>> Correlator::attachment_devices() const {
-  std::vector<std::pair<v1::Attachment, std::vector<std::string>>> out;
-  for (const auto* a : all_attachments()) {
-    auto s = attachment_devs(*a);
-    out.emplace_back(*a, std::vector<std::string>(s.begin(), s.end()));
-  }
+const DeviceView* Correlator::device_view(const std::string& dev) const {
+  auto it = devs_.find(dev);
+  return it == devs_.end() ? nullptr : &it->second.v;
+}
+
+std::vector<const DeviceView*> Correlator::device_views() const {
+  std::vector<const DeviceView*> out;
+  out.reserve(devs_.size());
+  for (const auto& [k, d] : devs_) out.push_back(&d.v);
+  return out;
+}
+
+std::vector<Correlator::AttachmentDevices> Correlator::attachment_devices() const {
+  std::vector<AttachmentDevices> out;
+  auto all = all_attachments();
+  out.reserve(all.size());
+  for (const auto* a : all) out.push_back({*a, attachment_devs(*a)});
   return out;
 }
 

@@ -81,15 +81,26 @@ class Correlator {
   const BindingStore& bindings() const { return bindings_; }
   std::vector<v1::Alert> active_alerts() const;
   std::vector<DeviceView> devices() const;
+  // The same without copies (valid until the next event): for periodic work
+  // over thousands of devices. nullptr when the device is unknown.
+  const DeviceView* device_view(const std::string& dev) const;
+  std::vector<const DeviceView*> device_views() const;
   const std::map<v1::SourceKind, v1::SourceSnapshot>& sources() const { return sources_; }
   // Attachments of every source, and which devices each one resolves to.
-  std::vector<std::pair<v1::Attachment, std::vector<std::string>>> attachment_devices() const;
+  // Each record with the devices it explains here; valid until the next event
+  // (references into the correlator's state, no copies: called every few seconds).
+  struct AttachmentDevices {
+    const v1::Attachment& att;
+    const std::vector<std::string>& devs;
+  };
+  std::vector<AttachmentDevices> attachment_devices() const;
   // Devices no attachment explains (after the grace period or not).
   std::vector<std::string> orphans() const;
   uint64_t events_seen() const { return events_; }
   // Live flows judged again because what decides their verdict changed (the
   // idle cost of keeping verdicts current: a refresh that changes nothing adds 0).
   uint64_t rejudged_total() const { return rejudged_; }
+  size_t live_flows() const { return live_flows_.size(); }
   // Processes seen doing I/O for each instance (by uuid): the guard's owners.
   const std::map<std::string, std::set<uint32_t>>& instance_pids() const { return instance_pids_; }
 
@@ -120,9 +131,11 @@ class Correlator {
   // stack change, so judging a flow does not scan every attachment.
   struct Index {
     bool dirty = true;
-    std::map<std::string, std::vector<const v1::Attachment*>> by_dev;     // device -> attachments on it
-    std::map<std::string, std::vector<const v1::Attachment*>> by_volume;  // volume id -> attachments
-    std::map<std::string, std::vector<const v1::Attachment*>> by_pair;    // instance|volume -> non-libvirt records
+    using Map = std::unordered_map<std::string, std::vector<const v1::Attachment*>>;
+    Map by_dev;     // device -> attachments on it
+    Map by_volume;  // volume id -> attachments
+    Map by_pair;    // instance|volume -> non-libvirt records
+    std::unordered_map<const v1::Attachment*, std::vector<std::string>> devs_of;  // record -> devices (sorted)
   };
   const Index& index() const;
   void invalidate() {
@@ -141,12 +154,12 @@ class Correlator {
   std::vector<std::string> uppers_closure(const std::string& d) const;
   Identity identity_of(const std::string& d) const;
   std::vector<const v1::Attachment*> all_attachments() const;
-  std::set<std::string> attachment_devs(const v1::Attachment& a) const;
-  // The record is of an instance this host runs (libvirt's domains), so it
-  // may explain a device here; another hypervisor's record at the same IQN
-  // and LUN number never does. True for every record while no libvirt view
-  // exists (hosts without libvirt: the attachment files are this host's).
-  bool local_attachment(const v1::Attachment& a) const;
+  // The devices a record explains (from the index: a record of sources_).
+  const std::vector<std::string>& attachment_devs(const v1::Attachment& a) const;
+  // Builds it: SCSI devices by target (iqn or wwpn, and LUN) and this host's
+  // instances, so the index is built in one pass over records and devices.
+  struct DevLookup;
+  std::vector<std::string> compute_attachment_devs(const v1::Attachment& a, const DevLookup& look) const;
   std::vector<Owner> owners_of(const std::string& wwid, const std::string& serial) const;
   v1::AttachmentStatus cinder_status(const std::string& instance_uuid, const std::string& volume_id, bool* known) const;
   const v1::Instance* instance_by_uuid(const std::string& uuid) const;

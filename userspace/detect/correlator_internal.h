@@ -3,6 +3,7 @@
 // attachment_index.cpp, alerts.cpp, rules/*.cpp). Internal to detect/.
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "lunwatch.pb.h"
@@ -41,7 +42,7 @@ inline bool same_instance(const v1::Attachment& a, const v1::Instance& i) {
 }
 
 inline const std::vector<const v1::Attachment*>& lookup(
-    const std::map<std::string, std::vector<const v1::Attachment*>>& m, const std::string& k) {
+    const std::unordered_map<std::string, std::vector<const v1::Attachment*>>& m, const std::string& k) {
   static const std::vector<const v1::Attachment*> empty_list;
   auto it = m.find(k);
   return it == m.end() ? empty_list : it->second;

@@ -21,21 +21,19 @@ extern char** environ;
 namespace lunwatch::guard {
 
 std::set<std::string> maps_in_doubt(const detect::Correlator& c, const std::map<uint32_t, lw_guard_dev>& kernel) {
-  std::map<std::string, detect::DeviceView> views;
-  for (const auto& d : c.devices()) views[d.dev] = d;
   std::set<std::string> out;
   for (const auto& [att, devs] : c.attachment_devices()) {
     if (att.source() != v1::SOURCE_LIBVIRT || att.resolved_dev().empty()) continue;
     const auto& dev = att.resolved_dev();
-    auto v = views.find(dev);
-    if (v == views.end() || !v->second.is_dm) continue;
+    const auto* v = c.device_view(dev);
+    if (!v || !v->is_dm) continue;
     bool doubt = false;
     if (auto n = parse_devnum(dev)) {
       auto k = kernel.find(to_kernel_dev(*n));
       if (k != kernel.end() && k->second.state != LW_GUARD_VERIFIED) doubt = true;
     }
     for (const auto& l : c.device_identity(dev).leaves)
-      if (auto lv = views.find(l); lv != views.end() && lv->second.suspect) doubt = true;
+      if (const auto* lv = c.device_view(l); lv && lv->suspect) doubt = true;
     if (doubt) out.insert(dev);
   }
   return out;

@@ -10,11 +10,10 @@ Policy compute_policy(const detect::Correlator& c, const CgroupOf& cgroup_of) {
   Policy p;
   auto scope_of = [&](uint32_t pid) -> uint64_t { return cgroup_of ? cgroup_of(pid) : 0; };
 
-  std::map<std::string, detect::DeviceView> views;
-  for (const auto& d : c.devices()) views[d.dev] = d;
+  auto view = [&](const std::string& dev) { return c.device_view(dev); };
 
   // Holders per device (libvirt's view of who has it open).
-  std::map<std::string, std::vector<v1::Attachment>> holders;
+  std::map<std::string, std::vector<const v1::Attachment*>> holders;
   // Instances libvirt lists, with or without disks: an instance whose disk
   // Nova detached while its qemu still holds the device (a failed detach)
   // has no attachment record left but must stay under the guard.
@@ -32,7 +31,7 @@ Policy compute_policy(const detect::Correlator& c, const CgroupOf& cgroup_of) {
   for (const auto& [att, devs] : c.attachment_devices()) {
     if (att.source() != v1::SOURCE_LIBVIRT) continue;
     known.insert(att.instance_uuid().empty() ? att.instance_name() : att.instance_uuid());
-    if (!att.resolved_dev().empty()) holders[att.resolved_dev()].push_back(att);
+    if (!att.resolved_dev().empty()) holders[att.resolved_dev()].push_back(&att);
   }
   // The guard applies to the processes of instances libvirt has listed: a
   // process of an instance whose domain XML has not been read yet is left
@@ -52,25 +51,25 @@ Policy compute_policy(const detect::Correlator& c, const CgroupOf& cgroup_of) {
     if (!id.complete && id.unknown.empty()) continue;  // not verified (yet): the kernel keeps what it has
     DevicePolicy dp;
     dp.kdev = to_kernel_dev(*num);
-    dp.name = views.count(dev) ? views[dev].name : dev;
+    dp.name = view(dev) ? view(dev)->name : dev;
     if (!id.unknown.empty()) {
       // A failed re-check is not a pass: closed until every unknown path answers.
       dp.state = LW_GUARD_UNVERIFIED;
       dp.reason = "identity unknown (SG_IO check failed or the LUN reported gone) on";
-      for (const auto& u : id.unknown) dp.reason += " " + (views.count(u) ? views[u].name : u);
+      for (const auto& u : id.unknown) dp.reason += " " + (view(u) ? view(u)->name : u);
     } else if (id.mismatch) {
       // Its paths answer as different volumes: nobody among the instances.
       dp.state = LW_GUARD_UNVERIFIED;
       dp.reason = "paths answer with different identities";
     }
     for (const auto& l : id.leaves) {
-      auto it = views.find(l);
-      if (it == views.end() || dp.paths.size() >= LW_GUARD_MAX_PATHS) continue;
+      const auto* lv = view(l);
+      if (!lv || dp.paths.size() >= LW_GUARD_MAX_PATHS) continue;
       lw_guard_path gp{};
       if (auto ln = parse_devnum(l)) gp.dev = to_kernel_dev(*ln);
-      if (it->second.scsi) {
-        gp.host = it->second.scsi->addr().host();
-        gp.lun = it->second.scsi->addr().lun();
+      if (lv->scsi) {
+        gp.host = lv->scsi->addr().host();
+        gp.lun = lv->scsi->addr().lun();
       } else {
         gp.host = ~0U;
         gp.lun = ~0ULL;
@@ -83,9 +82,10 @@ Policy compute_policy(const detect::Correlator& c, const CgroupOf& cgroup_of) {
     // nobody else does (its binding is about to be made).
     bool bound_elsewhere = false;
     for (const auto* ob : c.bindings().by_wwid(id.wwid))
-      for (const auto& a : atts)
-        if (ob->instance_uuid() != a.instance_uuid()) bound_elsewhere = true;
-    for (const auto& a : atts) {
+      for (const auto* a : atts)
+        if (ob->instance_uuid() != a->instance_uuid()) bound_elsewhere = true;
+    for (const auto* ap : atts) {
+      const auto& a = *ap;
       if (id.mismatch || dp.state == LW_GUARD_UNVERIFIED) break;
       const auto* b = c.bindings().find(a.instance_uuid(), a.volume_id());
       bool owner = b ? b->wwid() == id.wwid : !bound_elsewhere;
