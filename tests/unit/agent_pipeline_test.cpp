@@ -4,7 +4,9 @@
 // reaches the same alerts.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "agent/dispatcher.h"
 #include "agent/options.h"
@@ -323,6 +325,38 @@ TEST(AgentTimers, RunInTableOrderAtTheirIntervalsAndCanBeBroughtForward) {
   timers.run_due(t0 + seconds(52));
   EXPECT_EQ(ran, (std::vector<std::string>{"topology", "metrics"}));
   EXPECT_EQ(timers.size(), 3u);
+}
+
+// The loop's time by kind of work (lunwatch_loop_work_seconds_total): each
+// timer's runs are booked under its name, and a single run of slow_s or more
+// is reported (the agent logs it).
+TEST(AgentTimers, EachWorksTimeIsBookedAndASlowRunIsReported) {
+  using namespace std::chrono;
+  Timers timers;
+  LoopWork work;
+  std::vector<std::pair<std::string, double>> slow;
+  work.on_slow = [&](const std::string& w, double s) { slow.emplace_back(w, s); };
+  work.slow_s = 0.05;
+  auto t0 = Timers::Clock::now();
+  timers.add(
+      "quick", seconds(1), [] {}, t0, Timers::Clock::duration::zero());
+  timers.add(
+      "sleepy", seconds(1), [] { std::this_thread::sleep_for(milliseconds(80)); }, t0, Timers::Clock::duration::zero());
+  timers.run_due(t0, &work);
+  timers.run_due(t0 + seconds(1), &work);
+  work.run("kernel events", [] {});
+  const auto& w = work.works();
+  ASSERT_EQ(w.size(), 3u);
+  EXPECT_EQ(w.at("quick").runs, 2u);
+  EXPECT_EQ(w.at("sleepy").runs, 2u);
+  EXPECT_GE(w.at("sleepy").seconds, 0.16);  // it slept 80 ms twice: at least that
+  EXPECT_GE(w.at("sleepy").longest_s, 0.08);
+  EXPECT_EQ(w.at("kernel events").runs, 1u);
+  // (a quick run may be reported too on a machine busy enough to stall it 50 ms)
+  auto sleepy = std::count_if(slow.begin(), slow.end(), [](const auto& x) { return x.first == "sleepy"; });
+  EXPECT_EQ(sleepy, 2) << "each run of 80 ms is at least slow_s (50 ms) and is reported";
+  for (const auto& [name, sec] : slow)
+    if (name == "sleepy") EXPECT_GE(sec, 0.08);
 }
 
 }  // namespace

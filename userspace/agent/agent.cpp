@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -213,6 +214,8 @@ struct Agent::Impl {
   std::map<std::pair<std::string, std::string>, std::pair<uint64_t, uint64_t>>
       retired_;  // (who, volume): swept flows' bytes
   Timers timers_;
+  LoopWork work_;
+  std::map<std::string, Timers::Clock::time_point> slow_logged_;
   uint64_t alerts_total_ = 0;
   uint64_t vanished_total_ = 0;
   std::unique_ptr<sinks::FlightRecorder> recorder_mem_;
@@ -496,6 +499,9 @@ void Agent::Impl::update_metrics() {
     refresh[i].suspect_total = trust_[i].suspect_total;
   }
   metrics_.set_source_refresh(refresh);
+  std::vector<sinks::Metrics::LoopWork> loop;
+  for (const auto& [name, w] : work_.works()) loop.push_back({name, w.seconds, w.longest_s});
+  metrics_.set_loop_work(loop);
   if (guard_) {
     auto st = guard_->stats();
     metrics_.set_guard(guard::mode_name(guard_mode_), st[LW_GSTAT_DENIED], st[LW_GSTAT_WOULD_DENY],
@@ -517,13 +523,15 @@ void Agent::Impl::audit_done(const audit::Report& report) {
 
 void Agent::Impl::verify_all(v1::VerifyReason why) {
   detect::Output out;
-  for (const auto& d : correlator().devices())
-    if (d.scsi && !d.name.empty()) out.verify.push_back({d.name, d.dev, why});
+  for (const auto* d : correlator().device_views())
+    if (d->scsi && !d->name.empty()) out.verify.push_back({d->name, d->dev, why});
   dispatcher_->dispatch(out);
 }
 
 void Agent::Impl::drain_verifier() {
-  for (auto& o : verifier_->take()) {
+  auto answers = verifier_->take();
+  if (answers.empty()) return;
+  for (auto& o : answers) {
     v1::Event ev = topology::identity_event(o);
     ev.mutable_identity()->set_reason(o.reason);
     if (!o.ok) log::warn("identity of " + o.name + " not verified: " + o.error);
@@ -534,8 +542,11 @@ void Agent::Impl::drain_verifier() {
         if (d.name() == o.name) metrics_.identity_checked(d.dev(), d.cached().wwid(), o.identity.wwid());
     }
     feed(std::move(ev));
-    sync_guard();
   }
+  // The guard follows every answer of the batch at once (no kernel event is
+  // judged in between): one policy computation for a verification round of
+  // hundreds of devices, not one per answer.
+  sync_guard();
 }
 
 Result<void> Agent::Impl::init() {
@@ -725,6 +736,20 @@ int Agent::Impl::run() {
   sh.sa_handler = on_hup;
   sigaction(SIGHUP, &sh, nullptr);
 
+  // A single work item that holds the loop for seconds holds the stop, the
+  // timers and the ring with it: logged (once per work per 10 minutes) and
+  // counted in lunwatch_loop_work_seconds_total.
+  work_.on_slow = [this](const std::string& work, double s) {
+    auto now = Timers::Clock::now();
+    auto it = slow_logged_.find(work);
+    if (it != slow_logged_.end() && now - it->second < std::chrono::minutes(10)) return;
+    slow_logged_[work] = now;
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "the event loop spent %.1f s in one run of \"%s\" (stop, timers and events waited)",
+                  s, work.c_str());
+    log::warn(buf);
+  };
+
   // Periodic work, in the order it runs when several are due.
   auto start = Clock::now();
   timers_.add(
@@ -768,10 +793,8 @@ int Agent::Impl::run() {
     // already knows to be stale. The same holds within a burst (a remap's
     // unit attentions, would-deny reports of closed devices), so the devices
     // re-open and the burst ends.
-    if (verifier_->has_answers()) {
-      drain_verifier();
-    }
-    on_kernel_event(std::move(ev));
+    if (verifier_->has_answers()) work_.run("identity answers", [&] { drain_verifier(); });
+    work_.run("kernel events", [&] { on_kernel_event(std::move(ev)); });
   };
   while (!g_stop) {
     auto now = Clock::now();
@@ -781,8 +804,8 @@ int Agent::Impl::run() {
       log::error(std::string("ring buffer poll failed: ") + strerror(-rc));
       break;
     }
-    drain_verifier();
-    apply_inventory();
+    work_.run("identity answers", [&] { drain_verifier(); });
+    work_.run("attachment sources", [&] { apply_inventory(); });
     drain_containment();
     now = Clock::now();
     if (starting_ && (verifier_->in_flight() == 0 || now >= startup_deadline)) {
@@ -804,13 +827,13 @@ int Agent::Impl::run() {
       capture_at_ = now;
     }
     if (pending_capture_ && now >= capture_at_) write_capture();
-    timers_.run_due(now);
+    timers_.run_due(now, &work_);
   }
   probes_->poll(0, handler);
   drain_verifier();
   drain_containment();
   if (pending_capture_) write_capture();  // do not lose a capture on a clean stop
-  if (!r.stats_file.empty()) write_stats_file(r.stats_file, *probes_);
+  if (!r.stats_file.empty()) write_stats_file(r.stats_file, *probes_, &work_);
   log::info("stopped: " + std::to_string(probes_->consumer_stats().events) + " kernel events, " +
             std::to_string(alerts_total_) + " alerts");
   return 0;

@@ -6,7 +6,7 @@
 
 namespace lunwatch::agent {
 
-void write_stats_file(const std::string& path, const probes::Probes& p) {
+void write_stats_file(const std::string& path, const probes::Probes& p, const LoopWork* loop) {
   std::ofstream out(path);
   out << "{\"flows\":[";
   bool first = true;
@@ -33,7 +33,18 @@ void write_stats_file(const std::string& path, const probes::Probes& p) {
   }
   const auto& c = p.consumer_stats();
   out << "],\"consumer\":{\"events\":" << c.events << ",\"truncated\":" << c.decode_truncated
-      << ",\"unknown\":" << c.decode_unknown << ",\"bad_size\":" << c.decode_bad_size << "}}\n";
+      << ",\"unknown\":" << c.decode_unknown << ",\"bad_size\":" << c.decode_bad_size << "}";
+  if (loop) {
+    out << ",\"loop_work\":{";
+    first = true;
+    for (const auto& [name, w] : loop->works()) {
+      out << (first ? "" : ",") << "\"" << name << "\":{\"seconds\":" << w.seconds << ",\"runs\":" << w.runs
+          << ",\"longest_s\":" << w.longest_s << "}";
+      first = false;
+    }
+    out << "}";
+  }
+  out << "}\n";
 }
 
 }  // namespace lunwatch::agent

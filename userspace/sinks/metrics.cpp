@@ -110,6 +110,15 @@ const std::vector<MetricInfo>& metric_catalog() {
        "1 when the source's last list was not applied: it lacked every attachment of the instances this host runs",
        {"source"}},
       {"lunwatch_attachment_source_suspect_total", "counter", "Attachment lists refused as suspect", {"source"}},
+      {"lunwatch_loop_work_seconds_total",
+       "counter",
+       "Seconds the agent's event loop spent in each kind of work (kernel events, identity answers, attachment "
+       "sources, each timer); the loop serves stop, timers and the ring buffer in turn",
+       {"work"}},
+      {"lunwatch_loop_work_longest_seconds",
+       "gauge",
+       "The longest single run of each kind of work since start (the longest the loop was held)",
+       {"work"}},
       {"lunwatch_alert_write_failures_total",
        "counter",
        "Alert lines that could not be written (disk full, I/O error); each is kept and retried",
@@ -402,6 +411,15 @@ void Metrics::set_verify_queue(const VerifyHealth& h) {
 void Metrics::set_input_errors(const std::string& source, uint64_t total) {
   std::lock_guard<std::mutex> l(impl_->mu);
   impl_->mirror("lunwatch_input_errors_total", {{"source", source}}, total);
+}
+
+void Metrics::set_loop_work(const std::vector<LoopWork>& works) {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  for (const auto& w : works) {
+    auto& c = impl_->c("lunwatch_loop_work_seconds_total", {{"work", w.work}});
+    if (w.seconds > c.Value()) c.Increment(w.seconds - c.Value());
+    impl_->g("lunwatch_loop_work_longest_seconds", {{"work", w.work}}).Set(w.longest_s);
+  }
 }
 
 void Metrics::set_alert_output(uint64_t failures, size_t spooled, uint64_t dropped) {

@@ -81,6 +81,13 @@ class Metrics {
   };
   void set_source_refresh(const std::vector<SourceRefresh>& sources);
   void set_input_errors(const std::string& source, uint64_t total);
+  // The agent loop's time by kind of work (agent/timers.h LoopWork).
+  struct LoopWork {
+    std::string work;
+    double seconds = 0;
+    double longest_s = 0;
+  };
+  void set_loop_work(const std::vector<LoopWork>& works);
   // The alert writer's failed writes, lines spooled now, lines dropped (totals).
   void set_alert_output(uint64_t failures, size_t spooled, uint64_t dropped);
   void dump_written(uint64_t bytes);

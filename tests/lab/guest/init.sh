@@ -78,6 +78,7 @@ export LAB_KVER=$(uname -r)
 [[ -n ${KARG[disable_hooks]:-} ]] && export LAB_DISABLE_HOOKS=${KARG[disable_hooks]}
 [[ -n ${KARG[force_kprobe]:-} ]] && export LAB_FORCE_KPROBE=${KARG[force_kprobe]}
 [[ -n ${KARG[guard]:-} ]] && export LAB_GUARD=${KARG[guard]}
+[[ -n ${KARG[perf]:-} ]] && export LAB_PERF=${KARG[perf]}
 [[ -n ${KARG[bench_rounds]:-} ]] && export BENCH_ROUNDS=${KARG[bench_rounds]}
 [[ -n ${KARG[bench_runtime]:-} ]] && export BENCH_RUNTIME=${KARG[bench_runtime]}
 

@@ -149,6 +149,14 @@ lw_start() {
 		"$LAB_LUNWATCH" run --events "${extra[@]}" > "$LW_EVENTS" 2> "$LAB_OUT/lunwatch.stderr" &
 	fi
 	LW_PID=$!
+	LW_STARTED_S=$(($(mono_ns) / 1000000000))
+	# LAB_PERF=start:SECONDS (scripts/lab): profile from the start, with DWARF call
+	# graphs (report on the host: perf report -i OUT/SCENARIO/perf-start.data)
+	if [[ ${LAB_PERF:-} == start:* ]] && command -v perf > /dev/null && [[ -z ${LW_PERF_PID:-} ]]; then
+		perf record -q -F 49 --call-graph dwarf,16384 -p "$LW_PID" -o "$LAB_OUT/perf-start.data" -- sleep "${LAB_PERF#start:}" > /dev/null 2>&1 &
+		LW_PERF_PID=$!
+		log "perf: profiling lunwatch (pid $LW_PID) from its start for ${LAB_PERF#start:} s"
+	fi
 	local t0=$SECONDS
 	if ((${#extra[@]})); then
 		wait_for "lunwatch ready file" 90 test -e "$ready" || true
@@ -221,13 +229,29 @@ lw_stop() {
 	# let the ring buffer drain what the last actions produced
 	sleep 1
 	[[ -n ${LW_PROM_PID:-} ]] && lw_prometheus_check
+	# LAB_PERF=SECONDS (scripts/lab): where the agent's CPU goes, before it stops
+	if [[ -n ${LW_PERF_PID:-} ]]; then
+		kill -INT "$LW_PERF_PID" 2>/dev/null
+		wait "$LW_PERF_PID" 2>/dev/null
+		LW_PERF_PID=
+	fi
+	if [[ -n ${LAB_PERF:-} && ${LAB_PERF} != start:* ]] && command -v perf > /dev/null; then
+		log "perf: profiling lunwatch (pid $LW_PID) for $LAB_PERF s"
+		timeout -k 5 $((LAB_PERF + 60)) perf record -q -F 99 -g -p "$LW_PID" -o "$LAB_OUT/perf.data" -- sleep "$LAB_PERF" > /dev/null 2>&1
+		timeout -k 5 120 perf report -i "$LAB_OUT/perf.data" --no-children --stdio --percent-limit 2 > "$LAB_OUT/perf-report.txt" 2>&1
+		log "perf: $LAB_OUT/perf-report.txt"
+	fi
 	local fds=(/proc/"$LW_PID"/fd/*) lim
 	read -r _ _ _ lim _ < <(grep '^Max open files' /proc/"$LW_PID"/limits 2>/dev/null)
 	echo "NOTE: lunwatch had ${#fds[@]} open descriptors at stop (limit ${lim:-?})" >> "$LW_ASSERT"
 	# How long the stop takes, in two parts: until the run loop ends (its "stopped:"
 	# line) and until the process is gone; a stop past 5 s gets its threads written
 	# down (busy loop or blocked call), past 15 s it is killed.
-	local t0 n=0 t_loop='' t_gone='' rc
+	local t0 n=0 t_loop='' t_gone='' rc cpu
+	# the agent's CPU time so far (user+system, in clock ticks of 10 ms) and its age
+	cpu=$(awk '{ printf "%.1f s CPU in %.0f s", ($14 + $15) / 100, 0 }' /proc/"$LW_PID"/stat 2>/dev/null)
+	cpu="${cpu% in 0 s} over $(($(mono_ns) / 1000000000 - LW_STARTED_S)) s"
+	echo "NOTE: lunwatch used $cpu" >> "$LW_ASSERT"
 	t0=$(mono_ns)
 	kill -INT "$LW_PID" 2>/dev/null
 	while kill -0 "$LW_PID" 2>/dev/null && ((n < 60)); do
@@ -245,8 +269,12 @@ lw_stop() {
 	fi
 	wait "$LW_PID" 2>/dev/null
 	rc=$?
+	# where the agent's loop spent its time (--stats-file "loop_work", seconds by work)
+	local lw_work
+	lw_work=$(jq -r '(.loop_work // {}) | to_entries | sort_by(-.value.seconds) | .[:5] | map("\(.key) \(.value.seconds*10|round/10) s (\(.value.runs) runs, longest \(.value.longest_s*100|round/100) s)") | join("; ")' "$LAB_OUT/lunwatch-stats.json" 2>/dev/null)
+	[[ -n $lw_work ]] && { log "lunwatch loop work: $lw_work"; echo "NOTE: loop work: $lw_work" >> "$LW_ASSERT"; }
 	echo "NOTE: stop on SIGINT: run loop ended after ${t_loop:-?} ms, process gone after ${t_gone:-?} ms (rc=$rc)" >> "$LW_ASSERT"
-	log "lunwatch stopped (rc=$rc; loop ended ${t_loop:-?} ms, gone ${t_gone:-killed at 15000} ms after SIGINT): $(wc -l < "$LW_EVENTS") event lines; $(tail -1 "$LAB_OUT/lunwatch.stderr")"
+	log "lunwatch used $cpu; stopped (rc=$rc; loop ended ${t_loop:-?} ms, gone ${t_gone:-killed at 15000} ms after SIGINT): $(wc -l < "$LW_EVENTS") event lines; $(tail -1 "$LAB_OUT/lunwatch.stderr")"
 	LW_PID=
 }
 
@@ -553,15 +581,15 @@ dump_checks() {
 replay_reproduces() {
 	local rule=$1 out
 	if [[ ! -s $LW_RECORD ]]; then
-		lw_record FAIL "lunwatch replay reproduces $rule: no recording at $LW_RECORD"
+		lw_record FAIL "lunwatch replay reproduces $rule: no recording at $LW_RECORD ($(ls -la "$LW_RECORD" 2>&1 | cut -c1-120))"
 		return
 	fi
 	# with the live agent's config when it had one (replay_matches_live reuses this output)
 	local conf=()
 	[[ -n ${LW_CONFIG:-} ]] && conf=(--config "$LW_CONFIG")
 	timeout -k 5 120 "$LAB_LUNWATCH" replay "${conf[@]}" "$LW_RECORD" > "$LAB_OUT/replay-alerts.jsonl" 2> "$LAB_OUT/replay.stderr"
-	[[ -n ${LW_CONFIG:-} ]] && cp "$LAB_OUT/replay-alerts.jsonl" "$LAB_OUT/replay-config.jsonl"
 	local rc=$?
+	[[ -n ${LW_CONFIG:-} ]] && cp "$LAB_OUT/replay-alerts.jsonl" "$LAB_OUT/replay-config.jsonl"
 	out=$(jq -c -R 'fromjson? | select(.rule == $r)' --arg r "$rule" "$LAB_OUT/replay-alerts.jsonl" 2>/dev/null | head -1)
 	if [[ -n $out ]]; then
 		lw_record PASS "lunwatch replay of the recording ($(du -k "$LW_RECORD" | cut -f1) KiB) reproduces $rule (rc=$rc: $(alert_brief <<< "$out" | cut -c1-250))"
