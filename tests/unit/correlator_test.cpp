@@ -376,7 +376,22 @@ TEST(Correlator, OrphanDeviceAfterGraceThenResolvedWhenExplained) {
   s.topology();
   auto orphans = s.firing(v1::ORPHAN_DEVICE);
   ASSERT_EQ(orphans.size(), 3u) << "sda, sdb and dm-0";
+  // The trigger is the topology refresh, named without its device list (each
+  // alert would otherwise carry the whole snapshot: 136 KB a line at 256 LUNs).
+  EXPECT_TRUE(orphans[0].trigger().has_topology());
+  EXPECT_EQ(orphans[0].trigger().topology().devices_size(), 0);
+  EXPECT_EQ(orphans[0].trigger().topology().maps_size(), 0);
+  EXPECT_GT(orphans[0].trigger().ts_ns(), 0u);
+  // Still orphans on later refreshes: counted, not raised again.
+  s.advance(1'000'000'000ULL);
+  s.topology();
+  EXPECT_EQ(s.firing(v1::ORPHAN_DEVICE).size(), 3u);
+  for (const auto& a : s.c().active_alerts())
+    if (a.rule() == v1::ORPHAN_DEVICE) EXPECT_EQ(a.count(), 2u) << a.id();
   s.cinder({Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b")});
+  ASSERT_FALSE(s.alerts().empty());
+  EXPECT_TRUE(s.alerts().back().trigger().has_inventory()) << "resolved by the record that explains them";
+  EXPECT_EQ(s.alerts().back().trigger().inventory().attachments_size(), 0) << "named without its records";
   EXPECT_TRUE(s.c().orphans().empty());
   EXPECT_TRUE(s.c().active_alerts().empty());
 }

@@ -190,6 +190,10 @@ class Correlator {
   v1::Alert make_alert(v1::Rule rule, const std::string& subject, const v1::Event& trigger) const;
   void describe_device(const std::string& d, v1::Alert& a) const;
   void fire(v1::Alert a, Output& out);
+  // The condition of an active alert holds again: counted as fire() would,
+  // without building the alert. False when it is not active (fire it).
+  bool refire(const std::string& id);
+  void hit(const std::string& id);
   void resolve(const std::string& id, const v1::Event& trigger, Output& out);
   void resolve_quiet(const v1::Event& trigger, Output& out);
 

@@ -48,6 +48,8 @@ void Correlator::check_orphans(const v1::Event& trigger, Output& out) {
   for (const auto& d : now_orphans) {
     auto [it, inserted] = orphan_since_.emplace(d, now_ns_);
     if (now_ns_ - it->second < opt_.orphan_grace_ns) continue;
+    // Still an orphan: every refresh says so again, for every such device.
+    if (refire(v1::Rule_Name(v1::ORPHAN_DEVICE) + "/" + d)) continue;
     auto a = make_alert(v1::ORPHAN_DEVICE, d, trigger);
     describe_device(d, a);
     const auto& v = devs_.at(d).v;
