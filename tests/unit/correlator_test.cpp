@@ -1126,3 +1126,17 @@ TEST(Correlator, AFlowHeldBackByTheGraceIsJudgedWhenItEndsWithoutAnyRefresh) {
   s.scan(7);  // any event after the grace (no source refreshed)
   EXPECT_EQ(s.firing(v1::STALE_ATTACHMENT_IO).size(), 1u);
 }
+
+// A verification round that finds every device as it was (the periodic check)
+// judges no live flow again; a device answering differently does.
+TEST(Correlator, AnIdentityAnswerThatChangesNothingJudgesNoFlowAgain) {
+  Stream s;
+  attach_a_array_serial(s);
+  const auto base = s.c().rejudged_total();
+  for (int i = 0; i < 3; ++i) s.identity_both(kWa, kSerA);
+  EXPECT_EQ(s.c().rejudged_total(), base) << "unchanged identities re-judged live flows";
+  // another device's first answer (new state; a device whose own identity changes
+  // is re-armed instead: its flows report afresh)
+  s.identity("8:32", "sdc", kWb, kSerB);
+  EXPECT_EQ(s.c().rejudged_total(), base + 1) << "a new identity must re-judge the live flow";
+}

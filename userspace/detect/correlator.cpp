@@ -382,7 +382,11 @@ void Correlator::on_identity(const v1::Event& ev, Output& out) {
     return;
   }
   std::string old = d->v.verified ? d->v.verified->wwid() : "";
-  gen_++;
+  // A periodic check that finds what the last one found changes no verdict:
+  // judged again only when the identity is new, different, or was unknown.
+  bool same = d->v.verified && !d->v.suspect && d->v.verify_error.empty() &&
+              d->v.verified->SerializeAsString() == c.identity().SerializeAsString();
+  if (!same) gen_++;
   d->v.verified = c.identity();
   d->v.verified_unix_ms = ev.unix_ms();
   d->v.verify_error.clear();
