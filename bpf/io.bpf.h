@@ -27,6 +27,20 @@ static __always_inline void lw_flow_add(struct lw_flow_val *v, int dir, __u32 op
 	v->last_ns = now;
 }
 
+/* Fills and submits a reserved new-flow event. */
+static __always_inline void lw_submit_flow(struct lw_flow_event *e, __u64 cgroup_id, __u64 bytes,
+					   __u64 pid_tgid, __u32 dev, __u32 op)
+{
+	e->cgroup_id = cgroup_id;
+	e->bytes = bytes;
+	e->tgid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->dev = dev;
+	e->op = op;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+}
+
 static __always_inline int lw_handle_bio(struct bio *bio, const bool btf)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -44,17 +58,36 @@ static __always_inline int lw_handle_bio(struct bio *bio, const bool btf)
 	__u64 bytes = LW_ARG_READ(btf, bio->bi_iter.bi_size, bio, bi_iter.bi_size);
 	int dir = lw_op_dir(op);
 	__u64 now = bpf_ktime_get_ns();
+	__u64 seq = 0;
+	if (bpf_core_field_exists(struct gendisk, diskseq))
+		seq = LW_ARG_READ(btf, bio->bi_bdev->bd_disk->diskseq, bio, bi_bdev, bd_disk,
+				  diskseq);
 
 	/* The common case: one map lookup, one per-CPU counter. Bios seen
 	 * (LW_STAT_IO_SEEN as userspace reports it) = FLOW_REPEAT + the slow-path
 	 * bios counted in the IO_SEEN slot below (Probes::stats() adds them). */
 	struct lw_flow_val *v = bpf_map_lookup_elem(&flows, &key);
-	if (v) {
+	if (v && v->diskseq == seq) {
 		lw_flow_add(v, dir, op, bytes, now);
 		lw_count(&stats, LW_STAT_FLOW_REPEAT);
 		return 0;
 	}
 	lw_count(&stats, LW_STAT_IO_SEEN);
+	if (v) {
+		/* The same dev_t, another disk (removed and re-created, as a LUN
+		 * re-scanned under the same name): a new flow to userspace, its
+		 * counters kept. Without room in the ring the old disk's number
+		 * stays and the next bio tries again. */
+		struct lw_flow_event *re;
+		if (!LW_RESERVE_AT(re, LW_EV_FLOW_NEW, now))
+			return 0;
+		v->diskseq = seq;
+		v->first_ns = now;
+		v->cgroup_id = bpf_get_current_cgroup_id();
+		lw_flow_add(v, dir, op, bytes, now);
+		lw_submit_flow(re, v->cgroup_id, bytes, pid_tgid, key.dev, op);
+		return 0;
+	}
 
 	/* The event is reserved before the flow enters the map: a flow in the
 	 * map is a flow userspace was told about. With the ring full, nothing is
@@ -65,6 +98,7 @@ static __always_inline int lw_handle_bio(struct bio *bio, const bool btf)
 		return 0;
 	struct lw_flow_val nv = {};
 	nv.first_ns = now;
+	nv.diskseq = seq;
 	nv.cgroup_id = bpf_get_current_cgroup_id();
 	lw_flow_add(&nv, dir, op, bytes, now);
 	long err = bpf_map_update_elem(&flows, &key, &nv, BPF_NOEXIST);
@@ -79,14 +113,7 @@ static __always_inline int lw_handle_bio(struct bio *bio, const bool btf)
 		}
 		return 0;
 	}
-	e->cgroup_id = nv.cgroup_id;
-	e->bytes = bytes;
-	e->tgid = tgid;
-	e->tid = (__u32)pid_tgid;
-	e->dev = key.dev;
-	e->op = op;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_ringbuf_submit(e, 0);
+	lw_submit_flow(e, nv.cgroup_id, bytes, pid_tgid, key.dev, op);
 	return 0;
 }
 
@@ -98,16 +125,19 @@ static __always_inline int lw_handle_edge(__u32 upper, __u32 lower, __u32 kind)
 	if (bpf_map_lookup_elem(&edges, &key))
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
-	long err = bpf_map_update_elem(&edges, &key, &now, BPF_NOEXIST);
-	if (err == -LW_EEXIST)
-		return 0;
-	if (err) {
-		lw_drop(LW_DROP_EDGE_MAP_FULL);
-		return 0;
-	}
+	/* As for flows: the event is reserved before the edge enters the map, so
+	 * an edge in the map is an edge userspace was told about; with the ring
+	 * full nothing is inserted and the next remap of the pair tries again. */
 	struct lw_edge_event *e;
 	if (!LW_RESERVE_AT(e, LW_EV_STACK_EDGE, now))
 		return 0;
+	long err = bpf_map_update_elem(&edges, &key, &now, BPF_NOEXIST);
+	if (err) {
+		bpf_ringbuf_discard(e, 0);
+		if (err != -LW_EEXIST) /* EEXIST: another CPU reported it */
+			lw_drop(LW_DROP_EDGE_MAP_FULL);
+		return 0;
+	}
 	e->upper = upper;
 	e->lower = lower;
 	e->kind = kind;

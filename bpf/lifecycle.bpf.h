@@ -41,9 +41,9 @@ static __always_inline struct lw_lifecycle_event *lw_lc_begin(__u32 kind)
 
 /* A removed device's number is reused by the next device (LIO and the SCSI
  * layer hand out the same sd name, dev_t and H:C:T:L): forget its edges and
- * binding, so the new one is reported afresh. Flows stay: a process still
- * holding a descriptor to the removed device is not a new reader of its
- * successor (identity changes re-arm flows where it matters). */
+ * binding, so the new one is reported afresh. Its flows stay, with their
+ * counters; each carries the disk's sequence number (io.bpf.h), so a process
+ * that reads the successor is reported as a new flow on its first bio. */
 static long lw_forget_edge_cb(void *map, struct lw_edge_key *k, __u64 *v, __u32 *dev)
 {
 	if (k->lower == *dev || k->upper == *dev)
@@ -119,19 +119,27 @@ static __always_inline int lw_lc_host_scan(struct Scsi_Host___lw *shost, __u32 c
 
 static __always_inline int lw_lc_session(__u32 kind, __u64 session, int code)
 {
+	__u32 sid = ~0U, target = ~0U, host = ~0U;
+	if (session) {
+		struct iscsi_cls_session___lw *s = (void *)session;
+		sid = BPF_CORE_READ(s, sid);
+		target = BPF_CORE_READ(s, target_id);
+		__u64 parent = (__u64)BPF_CORE_READ(s, dev.parent);
+		host = lw_host_no_of_gendev(parent);
+	}
+	/* A session back from recovery may be talking to a remapped LUN: closed
+	 * whether or not the ring has room for the event (the guard never
+	 * depends on it). */
+	if (kind == LW_LC_ISCSI_SESSION_UNBLOCK && host != ~0U)
+		lw_guard_close(host, ~0ULL, 0, LW_CLOSE_SESSION_UNBLOCK);
 	struct lw_lifecycle_event *e = lw_lc_begin(kind);
 	if (!e)
 		return 0;
 	if (session) {
-		struct iscsi_cls_session___lw *s = (void *)session;
-		e->session = BPF_CORE_READ(s, sid);
-		e->addr.id = BPF_CORE_READ(s, target_id);
-		__u64 parent = (__u64)BPF_CORE_READ(s, dev.parent);
-		e->addr.host = lw_host_no_of_gendev(parent);
+		e->session = sid;
+		e->addr.id = target;
+		e->addr.host = host;
 	}
-	/* A session back from recovery may be talking to a remapped LUN. */
-	if (kind == LW_LC_ISCSI_SESSION_UNBLOCK && e->addr.host != ~0U)
-		lw_guard_close(e->addr.host, ~0ULL, 0, LW_CLOSE_SESSION_UNBLOCK);
 	e->code = code;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
@@ -154,13 +162,16 @@ static __always_inline int lw_lc_conn(__u32 kind, struct iscsi_cls_conn___lw *co
 static __always_inline int lw_lc_dm_path(int type, struct dm_target___lw *ti, const char *path,
 					 unsigned int nr_valid)
 {
+	__u32 dev = lw_disk_devt(BPF_CORE_READ(ti, table, md, disk));
+	/* A reinstated path may lead to a remapped LUN: closed first, whether or
+	 * not the ring has room for the event. */
+	if (type != 0)
+		lw_guard_close(~0U, ~0ULL, dev, LW_CLOSE_PATH_REINSTATE);
 	struct lw_lifecycle_event *e =
 		lw_lc_begin(type == 0 ? LW_LC_DM_PATH_FAIL : LW_LC_DM_PATH_REINSTATE);
 	if (!e)
 		return 0;
-	e->dev = lw_disk_devt(BPF_CORE_READ(ti, table, md, disk));
-	if (type != 0)
-		lw_guard_close(~0U, ~0ULL, e->dev, LW_CLOSE_PATH_REINSTATE);
+	e->dev = dev;
 	e->code = nr_valid;
 	if (path)
 		bpf_probe_read_kernel_str(e->name, sizeof(e->name), path);

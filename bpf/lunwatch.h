@@ -107,6 +107,10 @@ struct lw_flow_val {
 	__u64 first_ns;
 	__u64 last_ns;
 	__u64 cgroup_id;
+	/* The disk's sequence number (gendisk diskseq, unique per disk since boot;
+	 * 0 before 5.15): a device removed and re-created under the same dev_t
+	 * is another disk, and the flow is reported again on its first bio. */
+	__u64 diskseq;
 };
 
 struct lw_edge_key {

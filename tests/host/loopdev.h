@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <stdexcept>
 #include <string>
 
@@ -56,6 +57,38 @@ class LoopDevice {
   LoopDevice(const LoopDevice&) = delete;
   LoopDevice& operator=(const LoopDevice&) = delete;
 
+  // The loop device removed and created again under the same number (same
+  // dev_t and name: another disk, with a new disk sequence number), over a new
+  // backing file: the kernel's "device removed and re-created under the same
+  // number". Nobody else may hold it open. False on failure (errno set).
+  bool recreate(size_t bytes) {
+    int n = std::stoi(path_.substr(9));  // "/dev/loopN"
+    ::ioctl(fd_, LOOP_CLR_FD, 0);
+    ::close(fd_);
+    fd_ = -1;
+    int ctl = ::open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+    if (ctl < 0) return false;
+    bool removed = false;
+    for (int tries = 0; tries < 200 && !removed; ++tries) {  // busy while the clear runs down
+      removed = ::ioctl(ctl, LOOP_CTL_REMOVE, n) >= 0;
+      if (!removed) ::usleep(10000);
+    }
+    bool added = removed && ::ioctl(ctl, LOOP_CTL_ADD, n) >= 0;
+    int err = errno;
+    ::close(ctl);
+    if (!added) return errno = err, false;
+    ::unlink(backing_.c_str());
+    backing_ += "-again";
+    int bfd = ::open(backing_.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (bfd < 0) return false;
+    bool ok = ::ftruncate(bfd, static_cast<off_t>(bytes)) == 0;
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
+    ok = ok && fd_ >= 0 && ::ioctl(fd_, LOOP_SET_FD, bfd) == 0;
+    err = errno;
+    ::close(bfd);
+    errno = err;
+    return ok;
+  }
   const std::string& path() const { return path_; }
   DevNum dev() const { return dev_; }
   std::string name() const { return path_.substr(5); }

@@ -30,37 +30,40 @@ namespace {
 constexpr size_t kBlock = 4096;
 
 // A child that waits for "go" on a pipe, then does `reads` and `writes`
-// O_DIRECT 4 KiB I/Os on path, and exits 0 on success.
+// O_DIRECT 4 KiB I/Os on path, and exits 0 on success. With rounds > 1 it
+// does so once per "go", opening the path afresh each time, and reports
+// each round's end (round_done()).
 class IoChild {
  public:
-  IoChild(const std::string& path, int reads, int writes, const char* comm) {
-    int p[2];
-    if (::pipe(p) != 0) throw std::runtime_error("pipe");
+  IoChild(const std::string& path, int reads, int writes, const char* comm, int rounds = 1) {
+    int p[2], d[2];
+    if (::pipe(p) != 0 || ::pipe(d) != 0) throw std::runtime_error("pipe");
     pid_ = ::fork();
     if (pid_ == 0) {
       ::close(p[1]);
+      ::close(d[0]);
+      // Only its pipes: an inherited descriptor (a test's loop device) would
+      // hold the device open in the parent's stead.
+      for (int fd = 3; fd < 1024; ++fd)
+        if (fd != p[0] && fd != d[1]) ::close(fd);
       ::prctl(PR_SET_NAME, comm);
-      char c;
-      if (::read(p[0], &c, 1) != 1) ::_exit(10);
-      int fd = ::open(path.c_str(), O_RDWR | O_DIRECT);
-      if (fd < 0) ::_exit(11);
-      void* buf = nullptr;
-      if (::posix_memalign(&buf, kBlock, kBlock) != 0) ::_exit(12);
-      std::memset(buf, 0x5a, kBlock);
-      for (int i = 0; i < writes; ++i)
-        if (::pwrite(fd, buf, kBlock, static_cast<off_t>((i % 256) * kBlock)) != static_cast<ssize_t>(kBlock))
-          ::_exit(13);
-      for (int i = 0; i < reads; ++i)
-        if (::pread(fd, buf, kBlock, static_cast<off_t>((i % 256) * kBlock)) != static_cast<ssize_t>(kBlock))
-          ::_exit(14);
-      ::close(fd);
+      for (int r = 0; r < rounds; ++r) {
+        char c;
+        if (::read(p[0], &c, 1) != 1) ::_exit(10);
+        int rc = one_round(path, reads, writes);
+        if (rc != 0) ::_exit(rc);
+        if (::write(d[1], "d", 1) != 1) ::_exit(15);
+      }
       ::_exit(0);
     }
     ::close(p[0]);
+    ::close(d[1]);
     go_fd_ = p[1];
+    done_fd_ = d[0];
   }
   ~IoChild() {
     if (go_fd_ >= 0) ::close(go_fd_);
+    if (done_fd_ >= 0) ::close(done_fd_);
     if (pid_ > 0 && !reaped_) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
@@ -68,6 +71,11 @@ class IoChild {
   }
   pid_t pid() const { return pid_; }
   void go() { ASSERT_EQ(::write(go_fd_, "g", 1), 1); }
+  // The current round's I/O is done (false: the child failed or exited).
+  bool round_done() {
+    char c;
+    return ::read(done_fd_, &c, 1) == 1;
+  }
   int wait() {
     int status = 0;
     ::waitpid(pid_, &status, 0);
@@ -76,8 +84,23 @@ class IoChild {
   }
 
  private:
+  static int one_round(const std::string& path, int reads, int writes) {
+    int fd = ::open(path.c_str(), O_RDWR | O_DIRECT);
+    if (fd < 0) return 11;
+    void* buf = nullptr;
+    if (::posix_memalign(&buf, kBlock, kBlock) != 0) return 12;
+    std::memset(buf, 0x5a, kBlock);
+    for (int i = 0; i < writes; ++i)
+      if (::pwrite(fd, buf, kBlock, static_cast<off_t>((i % 256) * kBlock)) != static_cast<ssize_t>(kBlock)) return 13;
+    for (int i = 0; i < reads; ++i)
+      if (::pread(fd, buf, kBlock, static_cast<off_t>((i % 256) * kBlock)) != static_cast<ssize_t>(kBlock)) return 14;
+    ::close(fd);
+    std::free(buf);
+    return 0;
+  }
   pid_t pid_ = -1;
   int go_fd_ = -1;
+  int done_fd_ = -1;
   bool reaped_ = false;
 };
 
@@ -191,6 +214,37 @@ TEST_F(BlockProbes, PollStopsAtItsBudgetAndLosesNothing) {
   auto deadline = Clock::now() + std::chrono::seconds(10);
   while (children_seen() < pids.size() && Clock::now() < deadline) shared_probes->poll(50, keep, 2);
   EXPECT_EQ(children_seen(), pids.size()) << "flows lost after budget-limited polls";
+}
+
+// A device removed and re-created under the same number (here a loop device
+// removed and added again, over another file: the same dev_t and name) is another
+// disk to a process that reads it again: a new flow event on its first bio,
+// the counters of the (tgid, dev) flow kept.
+TEST_F(BlockProbes, ADiskRecreatedUnderTheSameNumberIsANewFlow) {
+  hosttest::LoopDevice loop(16 << 20);
+  IoChild child(loop.path(), 3, 0, "lw-io-recreate", 2);
+  child.go();
+  ASSERT_TRUE(child.round_done()) << "first round of I/O failed: " << child.wait();
+  const std::string dev = kernel_dev_string(loop.dev());
+  const auto pid = static_cast<uint32_t>(child.pid());
+  std::vector<v1::Event> seen;
+  auto flows_of_child = [&] {
+    size_t n = 0;
+    for (const auto& e : seen)
+      if (e.has_flow() && e.flow().pid() == pid && e.flow().dev() == dev) n++;
+    return n;
+  };
+  ASSERT_TRUE(wait_for(*shared_probes, std::chrono::seconds(10), seen, [&] { return flows_of_child() >= 1; }));
+  ASSERT_TRUE(loop.recreate(16 << 20)) << "cannot re-create " << loop.path() << ": " << std::strerror(errno);
+  child.go();
+  ASSERT_TRUE(child.round_done()) << "second round of I/O failed: " << child.wait();
+  EXPECT_TRUE(wait_for(*shared_probes, std::chrono::seconds(10), seen, [&] { return flows_of_child() >= 2; }))
+      << "no new flow event after " << loop.path() << " was re-created under the same number";
+  EXPECT_EQ(child.wait(), 0);
+  for (const auto& r : shared_probes->flows())
+    if (r.key.tgid == pid && r.key.dev == to_kernel_dev(loop.dev())) {
+      EXPECT_EQ(r.val.ios[0], 6u) << "both rounds' reads counted in the one (tgid, dev) flow";
+    }
 }
 
 TEST_F(BlockProbes, RepeatIoWritesNoFurtherEvents) {

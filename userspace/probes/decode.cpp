@@ -23,7 +23,7 @@ static_assert(sizeof(lw_flow_key) == 8);
 static_assert(sizeof(lw_guard_event) == 16 + 32 + LW_COMM_LEN);
 static_assert(sizeof(lw_guard_dev) ==
               32 + 4 * LW_GUARD_MAX_OWNERS + 16 * LW_GUARD_MAX_PATHS + 8 + 8 * LW_GUARD_MAX_OWNER_CGROUPS);
-static_assert(sizeof(lw_flow_val) == 56);
+static_assert(sizeof(lw_flow_val) == 64);
 
 namespace {
 
