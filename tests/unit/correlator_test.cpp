@@ -40,6 +40,7 @@ class Stream {
     return out;
   }
   void advance(uint64_t ns) { ts_ += ns; }
+  uint64_t last_ts() const { return ts_; }  // the ts_ns of the last event fed
 
   static v1::ScsiDevice sd(const std::string& name, const std::string& dev, uint32_t host, int session,
                            const std::string& portal, const std::string& cached) {
@@ -1139,4 +1140,35 @@ TEST(Correlator, AnIdentityAnswerThatChangesNothingJudgesNoFlowAgain) {
   // is re-armed instead: its flows report afresh)
   s.identity("8:32", "sdc", kWb, kSerB);
   EXPECT_EQ(s.c().rejudged_total(), base + 1) << "a new identity must re-judge the live flow";
+}
+
+// Issue 12 points 3 and 6: sd devices removed and re-created under the same
+// numbers with another tenant's volume, re-read by the same qemu. The kernel
+// reports the re-read as a new flow (a new disk); it is judged against what
+// the re-created paths answer, not the removed ones, and the alert's trigger
+// and time are that re-read.
+TEST(Correlator, AReadOfADeviceRecreatedUnderTheSameNumberIsJudgedAgainstItsNewIdentity) {
+  Stream s;
+  attach_a(s);
+  s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_DELETED, "att-a"),
+            Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b")});
+  s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA),
+             Stream::libvirt_att(kUuidB, "instance-0000000b", kVolB)});
+  for (const char* dev : {"8:0", "8:16"}) {
+    v1::Event rm;
+    rm.mutable_lifecycle()->set_kind(v1::LC_SCSI_DEVICE_REMOVE);
+    rm.mutable_lifecycle()->set_dev(dev);
+    s.feed(rm);
+  }
+  s.advance(2'000'000'000ULL);
+  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");  // the re-created dm-0 re-read
+  const uint64_t reread_ts = s.last_ts();
+  EXPECT_TRUE(s.firing(v1::CROSS_INSTANCE_ACCESS).empty()) << "judged against the removed devices' identity";
+  s.identity("8:0", "sda", kWb, kVolB);
+  s.identity("8:16", "sdb", kWb, kVolB);
+  auto cross = s.firing(v1::CROSS_INSTANCE_ACCESS);
+  ASSERT_EQ(cross.size(), 1u) << "the re-read of volB was not judged when the new paths answered";
+  EXPECT_EQ(cross[0].owner_volume_id(), kVolB);
+  EXPECT_TRUE(cross[0].trigger().has_flow());
+  EXPECT_EQ(cross[0].ts_ns(), reread_ts) << "the alert's time is the re-read, not A's first flow";
 }

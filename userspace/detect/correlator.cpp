@@ -210,7 +210,17 @@ void Correlator::on_lifecycle(const v1::Event& ev, Output& out) {
                 l.kind() == v1::LC_SCSI_DEVICE_ADD ? v1::VERIFY_NEW_DEVICE : v1::VERIFY_RESCAN);
       out.topology_stale = true;
       break;
-    case v1::LC_SCSI_DEVICE_REMOVE: out.topology_stale = true; break;
+    case v1::LC_SCSI_DEVICE_REMOVE:
+      // Its number may come back as another disk before the next topology
+      // refresh (a LUN re-scanned under the same name): what it answered is
+      // no longer known, so I/O on it and on its maps waits for a check
+      // (the re-created device's first flow is judged against the new answer).
+      if (auto* d = l.dev().empty() ? nullptr : find_dev(l.dev()); d && d->v.verified) {
+        d->v.suspect = true;
+        gen_++;
+      }
+      out.topology_stale = true;
+      break;
     case v1::LC_ISCSI_SESSION_UNBLOCK:
       each_scsi([&](const v1::ScsiDevice& s) { return s.session() == l.session(); }, v1::VERIFY_SESSION_UNBLOCK);
       break;
