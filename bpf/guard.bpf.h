@@ -24,19 +24,24 @@ static __always_inline void lw_gcount(__u32 idx)
 	lw_count(&guard_stats, idx);
 }
 
+/* The owners' instance scopes (libvirt's machine scopes), when known, decide:
+ * a pid alone is no proof, since the pid of a qemu that exited (while no agent
+ * ran to update these maps, say) may name another process by now, one that
+ * runs outside the scope. Without known scopes the owners' tgids decide. */
 static __always_inline bool lw_is_owner(struct lw_guard_dev *g, __u32 tgid, __u64 cgid)
 {
+	if (g->n_owner_cgroups) {
+		if (!cgid)
+			cgid = bpf_get_current_cgroup_id();
+#pragma unroll
+		for (int i = 0; i < LW_GUARD_MAX_OWNER_CGROUPS; i++)
+			if (i < g->n_owner_cgroups && g->owner_cgroups[i] == cgid)
+				return true;
+		return false;
+	}
 #pragma unroll
 	for (int i = 0; i < LW_GUARD_MAX_OWNERS; i++)
 		if (i < g->n_owners && g->owners[i] == tgid)
-			return true;
-	if (!g->n_owner_cgroups)
-		return false;
-	if (!cgid)
-		cgid = bpf_get_current_cgroup_id();
-#pragma unroll
-	for (int i = 0; i < LW_GUARD_MAX_OWNER_CGROUPS; i++)
-		if (i < g->n_owner_cgroups && g->owner_cgroups[i] == cgid)
 			return true;
 	return false;
 }
