@@ -356,7 +356,9 @@ TEST(AgentTimers, EachWorksTimeIsBookedAndASlowRunIsReported) {
   auto sleepy = std::count_if(slow.begin(), slow.end(), [](const auto& x) { return x.first == "sleepy"; });
   EXPECT_EQ(sleepy, 2) << "each run of 80 ms is at least slow_s (50 ms) and is reported";
   for (const auto& [name, sec] : slow)
-    if (name == "sleepy") EXPECT_GE(sec, 0.08);
+    if (name == "sleepy") {
+      EXPECT_GE(sec, 0.08);
+    }
 }
 
 }  // namespace

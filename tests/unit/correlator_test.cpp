@@ -388,7 +388,9 @@ TEST(Correlator, OrphanDeviceAfterGraceThenResolvedWhenExplained) {
   s.topology();
   EXPECT_EQ(s.firing(v1::ORPHAN_DEVICE).size(), 3u);
   for (const auto& a : s.c().active_alerts())
-    if (a.rule() == v1::ORPHAN_DEVICE) EXPECT_EQ(a.count(), 2u) << a.id();
+    if (a.rule() == v1::ORPHAN_DEVICE) {
+      EXPECT_EQ(a.count(), 2u) << a.id();
+    }
   s.cinder({Stream::cinder_att(kUuidB, kVolB, v1::ATTACHMENT_ATTACHED, "att-b")});
   ASSERT_FALSE(s.alerts().empty());
   EXPECT_TRUE(s.alerts().back().trigger().has_inventory()) << "resolved by the record that explains them";

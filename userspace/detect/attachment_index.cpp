@@ -93,10 +93,10 @@ std::vector<std::string> Correlator::compute_attachment_devs(const v1::Attachmen
 }
 
 const std::vector<std::string>& Correlator::attachment_devs(const v1::Attachment& a) const {
-  static const std::vector<std::string> kNone;
+  static const std::vector<std::string> none;
   const auto& idx = index();
   auto it = idx.devs_of.find(&a);
-  return it == idx.devs_of.end() ? kNone : it->second;
+  return it == idx.devs_of.end() ? none : it->second;
 }
 
 std::vector<Correlator::Owner> Correlator::owners_of(const std::string& wwid, const std::string& serial) const {
