@@ -118,6 +118,22 @@ TEST(ContainmentPlan, OfflinesOnlyPathsAnsweringAsTheLeakedVolume) {
   EXPECT_EQ(steps[0].label, "sda");
 }
 
+// Lab scenario containment (fresh-clone run, 2026-12-02): the leak was judged
+// while one path was failed in dm with the LUN remapped; that path's last good
+// answer was still A's own volume. Offlining only the other path let
+// dm-multipath reinstate it onto B's volume. A path whose identity is unknown
+// is offlined too.
+TEST(ContainmentPlan, APathWhoseIdentityIsUnknownIsOfflinedToo) {
+  auto a = leak();
+  a.mutable_paths(1)->set_verified_wwid(kWa);      // its last good answer...
+  a.mutable_paths(1)->set_identity_unknown(true);  // ...which may no longer hold
+  contain::Options o;
+  o.offline_scsi_device = true;
+  auto steps = contain::plan(a, o);
+  ASSERT_EQ(steps.size(), 2u);
+  EXPECT_EQ(steps[1].target, a.paths(1).addr().hctl());
+}
+
 TEST(ContainmentPlan, PausesTheActorByUuidAndNeverAnUnknownProcess) {
   contain::Options o;
   o.pause_domain = true;

@@ -106,8 +106,12 @@ std::vector<Step> plan(const v1::Alert& a, const Options& o) {
   if (o.offline_scsi_device)
     for (const auto& p : a.paths()) {
       if (!full_hctl(p.addr().hctl())) continue;
-      // A path that answers as the actor's own volume is not the leak.
-      if (!p.verified_wwid().empty() && !a.verified_wwid().empty() && p.verified_wwid() != a.verified_wwid()) continue;
+      // A path that answers as the actor's own volume is not the leak; one whose
+      // identity is unknown (its last good answer may be stale: a LUN remapped
+      // while the path was down) may be, once dm-multipath reinstates it.
+      if (!p.identity_unknown() && !p.verified_wwid().empty() && !a.verified_wwid().empty() &&
+          p.verified_wwid() != a.verified_wwid())
+        continue;
       if (std::any_of(steps.begin(), steps.end(), [&](const Step& s) { return s.target == p.addr().hctl(); })) continue;
       steps.push_back({v1::CONTAIN_OFFLINE_SCSI_DEVICE, p.addr().hctl(), p.name()});
     }

@@ -77,6 +77,7 @@ void Correlator::describe_device(const std::string& d, v1::Alert& a) const {
       p->set_verified_wwid(v.verified->wwid());
       p->set_verified_serial(v.verified->serial());
     }
+    p->set_identity_unknown(v.suspect);
   }
   if (a.paths_size() == 0 && it != devs_.end() && it->second.v.scsi) {  // an sd itself
     const auto& v = it->second.v;
@@ -89,6 +90,7 @@ void Correlator::describe_device(const std::string& d, v1::Alert& a) const {
     p->set_cached_wwid(v.scsi->cached().wwid());
     a.set_cached_wwid(v.scsi->cached().wwid());
     if (v.verified) p->set_verified_wwid(v.verified->wwid());
+    p->set_identity_unknown(v.suspect);
   }
   auto id = identity_of(d);
   if (!id.wwid.empty()) a.set_verified_wwid(id.wwid);
