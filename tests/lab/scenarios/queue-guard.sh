@@ -7,7 +7,9 @@
 #   left). volB mapped at LUN 1 for B, LUN 1 scanned, the checker reinstates the paths:
 #   a write still queued in dm then goes to volB, past the guard (it was allowed at the
 #   system call, before the unmap).
-#   GROUND TRUTH: A's queued write fails (EIO) instead of waiting for a path; volB's
+#   GROUND TRUTH: A's queued write fails (EIO) instead of waiting for a path (or, when
+#   the guard closed the map before A's next write, A's writes return EPERM: none
+#   waits in dm); volB's
 #   backing file is byte-identical to its copy taken before the remap (0 bytes of A's
 #   writes landed), B reads volB; the map queues again at the end (the operator's
 #   queue_if_no_path restored once re-verified).
@@ -50,8 +52,17 @@ T_UNMAP=$(mono_ns)
 lun_unmap "$IQN" 1
 wait_for "both paths failed" 40 mpath_active_is "$WWID_A" 0 \
 	&& gt_pass "dm-multipath failed both paths of $DM" || gt_fail "paths of $DM not failed: $(dmsetup status "$WWID_A")"
-if wait_for "A's queued write fails" 30 instance_saw A 'op=write err=5 '; then
-	gt_pass "A's write queued in dm failed with EIO instead of waiting for a path ($(grep 'op=write err=5 ' "$LAB_OUT/instance-A.log" | head -1 | cut -c1-120))"
+# A writes with psync, one write at a time: either its write was in flight when the
+# paths failed, dm queued it and it must now fail (EIO); or the guard closed the map
+# before A's next write (the path checker's failures come first), so A is refused at
+# the system call (EPERM) and nothing of A's waits in dm: its later writes return.
+a_write_not_queued() { instance_saw A 'op=write err=5 ' || instance_saw A 'op=write err=1 '; }
+if wait_for "A's queued write fails, or A's writes return refused" 30 a_write_not_queued; then
+	if instance_saw A 'op=write err=5 '; then
+		gt_pass "A's write queued in dm failed with EIO instead of waiting for a path ($(grep 'op=write err=5 ' "$LAB_OUT/instance-A.log" | head -1 | cut -c1-120))"
+	else
+		gt_pass "no write of A's waits in dm: the guard refused A's next write at the system call (EPERM) before any was queued; A's synchronous writes keep returning ($(grep 'op=write err=1 ' "$LAB_OUT/instance-A.log" | head -1 | cut -c1-120))"
+	fi
 else
 	gt_fail "A's write did not fail: still queued in dm? (A's last lines: $(tail -2 "$LAB_OUT/instance-A.log" | tr '\n' ' '); table: $(dmsetup table "$WWID_A" | cut -c1-60))"
 fi
