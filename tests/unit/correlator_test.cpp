@@ -1053,18 +1053,25 @@ TEST(CloudWide, AFlushedMapLeavesTheTopologyAndItsOrphanResolves) {
   EXPECT_TRUE(s.c().devices().empty());
 }
 
-// A disk that libvirt shows before Cinder's list has its record (the two sources
-// refresh apart; Nova creates the attachment first) is not a deleted attachment:
-// no STALE_ATTACHMENT_IO within the divergence grace (scenario benign-churn caught
-// one 26 ms long between the libvirt and the file refresh).
-TEST(Correlator, ADiskLibvirtShowsBeforeCinderListsItIsNotStaleWithinTheGrace) {
-  Stream s;
+namespace {
+// A's disk in libvirt, with I/O, while Cinder's (complete) list has no record of it.
+void disk_libvirt_shows_and_cinder_lacks(Stream& s) {
   s.topology();
   s.cinder({});
   s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA)},
             {Stream::domain(kUuidA, "instance-0000000a", 452)});
   s.identity_both(kWa, kSerA);
   s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+}
+}  // namespace
+
+// A disk that libvirt shows before Cinder's list has its record (the two sources
+// refresh apart; Nova creates the attachment first) is not a deleted attachment:
+// no STALE_ATTACHMENT_IO within the divergence grace (scenario benign-churn caught
+// one 26 ms long between the libvirt and the file refresh).
+TEST(Correlator, ADiskLibvirtShowsBeforeCinderListsItIsNotStaleWithinTheGrace) {
+  Stream s;
+  disk_libvirt_shows_and_cinder_lacks(s);
   EXPECT_TRUE(s.firing(v1::STALE_ATTACHMENT_IO).empty()) << "Cinder's list may be older than the disk";
   s.advance(1'000'000'000ULL);
   s.cinder({Stream::cinder_att(kUuidA, kVolA, v1::ATTACHMENT_ATTACHED, "att-a")});
@@ -1073,12 +1080,7 @@ TEST(Correlator, ADiskLibvirtShowsBeforeCinderListsItIsNotStaleWithinTheGrace) {
 
 TEST(Correlator, ADiskCinderNeverListsIsStaleOnceTheGracePasses) {
   Stream s;
-  s.topology();
-  s.cinder({});
-  s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA)},
-            {Stream::domain(kUuidA, "instance-0000000a", 452)});
-  s.identity_both(kWa, kSerA);
-  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+  disk_libvirt_shows_and_cinder_lacks(s);
   ASSERT_TRUE(s.firing(v1::STALE_ATTACHMENT_IO).empty());
   s.advance(31'000'000'000ULL);
   s.cinder({});  // a later refresh still lacks it: the flow is judged again
@@ -1116,12 +1118,7 @@ TEST(Correlator, ARefreshThatChangesNothingJudgesNoFlowAgain) {
 // event comes next, even when no source changes (Cinder's list never gets it).
 TEST(Correlator, AFlowHeldBackByTheGraceIsJudgedWhenItEndsWithoutAnyRefresh) {
   Stream s;
-  s.topology();
-  s.cinder({});
-  s.libvirt({Stream::libvirt_att(kUuidA, "instance-0000000a", kVolA)},
-            {Stream::domain(kUuidA, "instance-0000000a", 452)});
-  s.identity_both(kWa, kSerA);
-  s.flow(452, "qemu-system-x86", kUuidA, "instance-0000000a");
+  disk_libvirt_shows_and_cinder_lacks(s);
   ASSERT_TRUE(s.firing(v1::STALE_ATTACHMENT_IO).empty());
   s.scan(7);  // within the grace: still nothing
   EXPECT_TRUE(s.firing(v1::STALE_ATTACHMENT_IO).empty());

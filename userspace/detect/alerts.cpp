@@ -32,9 +32,13 @@ void set_trigger(v1::Alert& a, const v1::Event& ev) {
 }
 }  // namespace
 
+std::string Correlator::alert_id(v1::Rule rule, const std::string& subject) {
+  return v1::Rule_Name(rule) + "/" + subject;
+}
+
 v1::Alert Correlator::make_alert(v1::Rule rule, const std::string& subject, const v1::Event& trigger) const {
   v1::Alert a;
-  a.set_id(v1::Rule_Name(rule) + "/" + subject);
+  a.set_id(alert_id(rule, subject));
   a.set_rule(rule);
   a.set_severity(rule_severity(rule));
   a.set_state(v1::ALERT_FIRING);

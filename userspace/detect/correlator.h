@@ -187,6 +187,7 @@ class Correlator {
   void rearm(const std::string& d, Output& out);
   void forget_flows(const std::function<bool(const v1::Event&)>& pred);
 
+  static std::string alert_id(v1::Rule rule, const std::string& subject);  // "RULE/subject"
   v1::Alert make_alert(v1::Rule rule, const std::string& subject, const v1::Event& trigger) const;
   void describe_device(const std::string& d, v1::Alert& a) const;
   void fire(v1::Alert a, Output& out);

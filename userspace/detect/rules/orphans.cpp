@@ -39,7 +39,7 @@ void Correlator::check_orphans(const v1::Event& trigger, Output& out) {
   std::set<std::string> set(now_orphans.begin(), now_orphans.end());
   for (auto it = orphan_since_.begin(); it != orphan_since_.end();) {
     if (!set.count(it->first)) {
-      resolve("ORPHAN_DEVICE/" + it->first, trigger, out);
+      resolve(alert_id(v1::ORPHAN_DEVICE, it->first), trigger, out);
       it = orphan_since_.erase(it);
     } else {
       ++it;
@@ -49,7 +49,7 @@ void Correlator::check_orphans(const v1::Event& trigger, Output& out) {
     auto [it, inserted] = orphan_since_.emplace(d, now_ns_);
     if (now_ns_ - it->second < opt_.orphan_grace_ns) continue;
     // Still an orphan: every refresh says so again, for every such device.
-    if (refire(v1::Rule_Name(v1::ORPHAN_DEVICE) + "/" + d)) continue;
+    if (refire(alert_id(v1::ORPHAN_DEVICE, d))) continue;
     auto a = make_alert(v1::ORPHAN_DEVICE, d, trigger);
     describe_device(d, a);
     const auto& v = devs_.at(d).v;
