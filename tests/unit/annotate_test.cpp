@@ -62,3 +62,20 @@ TEST_F(AnnotateTest, UnknownDeviceStaysUnnamedThenResolvesWhenItAppears) {
   inventory::CgroupPaths cgroups((root_ / "cgroup").string());
   EXPECT_EQ(cgroups.path(1ull << 60), "");
 }
+
+// A scope created just after a rescan (another miss moments before) is named on
+// its first event from the event's own process, not after the next rescan: a
+// flow is annotated once, so a miss there is a flow without its cgroup for good.
+TEST_F(AnnotateTest, AScopeBornJustAfterARescanIsNamedFromTheEventsProcess) {
+  fs::create_directories(root_ / "proc/4242");
+  inventory::CgroupPaths cgroups((root_ / "cgroup").string(), (root_ / "proc").string());
+  EXPECT_EQ(cgroups.path(1ull << 60), "");  // a miss: the hierarchy was just scanned
+  auto scope = root_ / "cgroup/machine.slice/machine-qemu\\x2d2\\x2dinstance\\x2d0000000b.scope";
+  fs::create_directories(scope);
+  std::ofstream(root_ / "proc/4242/cgroup") << "0::/machine.slice/machine-qemu\\x2d2\\x2dinstance\\x2d0000000b.scope\n";
+  EXPECT_EQ(cgroups.path(ino(scope), 4242), "/machine.slice/machine-qemu\\x2d2\\x2dinstance\\x2d0000000b.scope");
+  // a process whose cgroup is another directory than the id names nothing
+  auto other = root_ / "cgroup/system.slice";
+  fs::create_directories(other);
+  EXPECT_EQ(cgroups.path(ino(other) + 1000000, 4242), "");
+}

@@ -202,6 +202,30 @@ TEST(InstanceResolver, PidReuseIsDetectedByStartTime) {
   EXPECT_EQ(r.stats().vanished, 1u);
 }
 
+// libvirt (and the lab) fork, move the child into its scope, then exec qemu: an
+// event in that window must not fix "host process" on the pid for its life.
+TEST(InstanceResolver, AProcessReadBeforeItsExecOrScopeIsReadAgain) {
+  TempDir proc;
+  const std::string scope = "/machine.slice/machine-qemu\\x2d6\\x2dinstance\\x2d00000006.scope";
+  proc.write("600/stat", stat_line(600, "bash", 3000));
+  proc.write("600/cmdline", cmdline({"bash", "-c", "echo $$ > cgroup.procs && exec qemu"}));
+  proc.write("600/cgroup", "0::/system.slice/lab.service\n");
+  InstanceResolver r(proc.path(), "/nonexistent");
+  EXPECT_EQ(r.resolve(600).resolved_from(), "host process");
+  EXPECT_EQ(r.resolve(600).resolved_from(), "host process");
+  EXPECT_EQ(r.stats().cache_hits, 1u);  // the same process, nothing changed: cached
+
+  // joined its scope (the kernel says so first), still before exec
+  proc.write("600/cgroup", "0::" + scope + "\n");
+  EXPECT_EQ(r.resolve(600, scope).name(), "instance-00000006");
+  // then exec'd: same pid and start time, a new comm and command line
+  proc.write("600/stat", stat_line(600, "qemu-system-x86", 3000));
+  proc.write("600/cmdline",
+             cmdline({"/usr/bin/qemu-system-x86_64", "-name", "guest=instance-00000006", "-uuid", "u6"}));
+  EXPECT_EQ(r.resolve(600).uuid(), "u6");
+  EXPECT_EQ(r.stats().pid_reuse, 0u);  // not a new process
+}
+
 TEST(InstanceResolver, RefusesPathTraversalInDomainNames) {
   TempDir proc;
   proc.write("600/stat", stat_line(600, "qemu-system-x86", 1));

@@ -38,7 +38,14 @@ class GuardSync {
   guard::GuardMaps& maps_;
   guard::VerifyLedger ledger_;
   guard::ReconcileState state_;
-  std::map<uint32_t, uint64_t> cgroup_of_pid_;  // instance scope per pid
+  // instance scope per pid; "none" (0) is asked again after 2 s: libvirt moves
+  // its qemu into the scope after the process starts, and an owner whose scope
+  // is not known is an owner by pid only (a new process in its scope refused).
+  struct Scope {
+    uint64_t id = 0;
+    uint64_t read_ns = 0;
+  };
+  std::map<uint32_t, Scope> cgroup_of_pid_;
   uint64_t cgroup_cache_ns_ = 0;
   uint64_t map_errors_ = 0;
 };

@@ -15,7 +15,7 @@ void Annotator::annotate(v1::Event& ev) {
     case v1::Event::kFlow: {
       auto* f = ev.mutable_flow();
       f->set_dev_name(name_of(f->dev()));
-      f->set_cgroup(cgroups_.path(f->cgroup_id()));
+      f->set_cgroup(cgroups_.path(f->cgroup_id(), f->pid()));
       break;
     }
     case v1::Event::kEdge: {

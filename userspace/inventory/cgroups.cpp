@@ -26,9 +26,19 @@ void CgroupPaths::rescan() {
   scanned_ = true;
 }
 
-std::string CgroupPaths::path(uint64_t id) {
+bool CgroupPaths::from_pid(uint64_t id, uint32_t pid) {
+  auto text = read_file_capped(proc_root_ + "/" + std::to_string(pid) + "/cgroup", 65536);
+  std::string path = text ? parse_proc_cgroup_v2(*text) : "";
+  struct stat st {};
+  if (path.empty() || ::stat((mount_ + path).c_str(), &st) != 0 || st.st_ino != id) return false;
+  by_id_[id] = path;
+  return true;
+}
+
+std::string CgroupPaths::path(uint64_t id, uint32_t pid) {
   auto it = by_id_.find(id);
   if (it != by_id_.end()) return it->second;
+  if (pid != 0 && from_pid(id, pid)) return by_id_[id];
   if (!scanned_ || std::chrono::steady_clock::now() - last_scan_ > std::chrono::seconds(1)) {
     rescan();
     it = by_id_.find(id);

@@ -11,13 +11,18 @@ namespace lunwatch::inventory {
 
 class CgroupPaths {
  public:
-  explicit CgroupPaths(std::string mount = "/sys/fs/cgroup") : mount_(std::move(mount)) {}
-  // "" when unknown. A miss triggers a rescan of the hierarchy at most once a second.
-  std::string path(uint64_t cgroup_id);
+  explicit CgroupPaths(std::string mount = "/sys/fs/cgroup", std::string proc_root = "/proc")
+      : mount_(std::move(mount)), proc_root_(std::move(proc_root)) {}
+  // "" when unknown. A miss asks the process the id came from first (pid: its
+  // /proc/PID/cgroup, taken only when that directory's inode is the id), then
+  // rescans the hierarchy, at most once a second: a scope created just after a
+  // rescan is still named on its first event.
+  std::string path(uint64_t cgroup_id, uint32_t pid = 0);
 
  private:
   void rescan();
-  std::string mount_;
+  bool from_pid(uint64_t cgroup_id, uint32_t pid);
+  std::string mount_, proc_root_;
   std::unordered_map<uint64_t, std::string> by_id_;
   std::chrono::steady_clock::time_point last_scan_{};
   bool scanned_ = false;

@@ -260,18 +260,22 @@ v1::Instance InstanceResolver::resolve(uint32_t tgid, const std::string& kernel_
   }
   auto start = parse_proc_start_time(*stat);
   if (!start) return vanished(tgid, kernel_cgroup);
-  if (auto it = cache_.find(tgid); it != cache_.end()) {
-    if (it->second.start_time == *start) {
-      ++stats_.cache_hits;
-      return it->second.instance;
-    }
-    ++stats_.pid_reuse;
-    cache_.erase(it);
-  }
   std::string comm;
   if (auto open = stat->find('('), close = stat->rfind(')');
       open != std::string::npos && close != std::string::npos && close > open) {
     comm = stat->substr(open + 1, close - open - 1);
+  }
+  if (auto it = cache_.find(tgid); it != cache_.end()) {
+    const auto& c = it->second;
+    // a host process by the cache that the kernel now sees in an instance scope
+    bool joined_scope = c.instance.resolved_from() == kHostProcess && !kernel_cgroup.empty() &&
+                        kernel_cgroup != c.instance.cgroup() && parse_machine_scope(kernel_cgroup);
+    if (c.start_time == *start && c.comm == comm && !joined_scope) {
+      ++stats_.cache_hits;
+      return c.instance;
+    }
+    if (c.start_time != *start) ++stats_.pid_reuse;
+    cache_.erase(it);
   }
 
   auto cmdline = read_file_capped(base + "/cmdline", size_t{1} << 20);
@@ -306,7 +310,7 @@ v1::Instance InstanceResolver::resolve(uint32_t tgid, const std::string& kernel_
   ++(out.resolved_from() == kHostProcess ? stats_.host : stats_.instances);
   if (!again) return out;  // exited after we read everything: right answer, nothing to cache
   if (cache_.size() >= max_cached_) cache_.clear();
-  cache_[tgid] = Cached{*start, out};
+  cache_[tgid] = Cached{*start, comm, out};
   return out;
 }
 

@@ -70,8 +70,13 @@ class InstanceResolver {
   const InstanceResolverStats& stats() const { return stats_; }
 
  private:
+  // an answer holds while the process is the same one (start time) with the same
+  // comm, and a host-process answer until the kernel sees it in an instance
+  // scope: a process read between fork and exec, or before it joined its
+  // scope, is read again once it is the qemu it became
   struct Cached {
     uint64_t start_time = 0;
+    std::string comm;
     v1::Instance instance;
   };
   struct Domain {
