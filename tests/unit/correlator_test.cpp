@@ -1171,3 +1171,46 @@ TEST(Correlator, AReadOfADeviceRecreatedUnderTheSameNumberIsJudgedAgainstItsNewI
   EXPECT_TRUE(cross[0].trigger().has_flow());
   EXPECT_EQ(cross[0].ts_ns(), reread_ts) << "the alert's time is the re-read, not A's first flow";
 }
+
+// A topology read that caught a path mid-scan (sysfs lists its H:C:T:L, its
+// state or block device could not be read) is no removal: the path keeps its
+// address, identity and place under the map, and a re-read is asked for. A path
+// that stays unreadable for three snapshots in a row is gone after all.
+TEST(Correlator, APathReadMidScanKeepsItsViewUntilSysfsSettles) {
+  Stream s;
+  s.topology();
+  s.identity_both(kWa, kVolA);
+  auto half = [&] {
+    v1::Event ev;
+    auto* t = ev.mutable_topology();
+    *t->add_devices() = Stream::sd("sda", "8:0", 0, 1, "127.0.0.1:3260", kWa);
+    auto* unread = t->add_devices();  // sdb: its address only
+    unread->mutable_addr()->set_hctl("1:0:0:1");
+    auto* m = t->add_maps();
+    m->set_dm("dm-0");
+    m->set_dev("254:0");
+    m->set_wwid(kWa);
+    m->add_paths("sda");
+    m->add_paths("sdb");
+    return s.feed(ev);
+  };
+  for (int round = 1; round <= 3; ++round) {
+    auto out = half();
+    EXPECT_TRUE(out.topology_stale) << "round " << round << ": a re-read is due";
+    const auto* sdb = s.c().device_view("8:16");
+    ASSERT_NE(sdb, nullptr) << "round " << round << ": a transient read removed the path";
+    ASSERT_TRUE(sdb->scsi.has_value());
+    EXPECT_EQ(sdb->scsi->addr().hctl(), "1:0:0:1");
+    ASSERT_TRUE(sdb->verified.has_value()) << "its identity was forgotten";
+    const auto* dm = s.c().device_view("254:0");
+    ASSERT_NE(dm, nullptr);
+    EXPECT_EQ(dm->lowers.size(), 2u) << "round " << round << ": sdb left the map";
+  }
+  half();  // a fourth unreadable snapshot: removed
+  EXPECT_EQ(s.c().device_view("8:16"), nullptr);
+  // and one read in full resets the count
+  s.topology();
+  s.identity_both(kWa, kVolA);
+  half();
+  EXPECT_NE(s.c().device_view("8:16"), nullptr);
+}

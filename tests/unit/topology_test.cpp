@@ -166,12 +166,25 @@ TEST_F(SysfsTree, ReadsDevicesSessionsAndMaps) {
   EXPECT_EQ(stats.vanished, 0u);
 }
 
-TEST_F(SysfsTree, ADeviceThatVanishesIsSkippedAndCounted) {
+// A device listed but unreadable is counted and reported by its address alone
+// (no device number, no state), for the correlator to tell from a removal.
+TEST_F(SysfsTree, ADeviceThatVanishesIsCountedAndReportedByItsAddressOnly) {
   fs::remove_all(root_ / "devices/platform/host1/session2/target1:0:0/1:0:0:1");  // link now dangles
   topology::ReadStats stats;
   auto t = topology::read_topology(root_.string(), &stats);
-  ASSERT_EQ(t.devices_size(), 1);
-  EXPECT_EQ(t.devices(0).name(), "sda");
+  ASSERT_EQ(t.devices_size(), 2);
+  int readable = 0;
+  for (const auto& d : t.devices()) {
+    if (d.addr().hctl() == "1:0:0:1") {
+      EXPECT_EQ(d.dev(), "");
+      EXPECT_EQ(d.name(), "");
+      EXPECT_EQ(d.state(), "");
+    } else {
+      EXPECT_EQ(d.name(), "sda");
+      readable++;
+    }
+  }
+  EXPECT_EQ(readable, 1);
   EXPECT_EQ(stats.vanished, 1u);
 }
 

@@ -253,16 +253,32 @@ void Correlator::on_topology(const v1::Event& ev, Output& out) {
   const auto graph_before = graph_content();
   const uint64_t gen_before = gen_;
   index_.dirty = true;
-  std::set<std::string> present;
+  std::set<std::string> present, unsettled;  // unsettled: H:C:T:L listed, no device read
   for (const auto& s : t.devices()) {
-    if (s.dev().empty()) continue;
+    if (s.dev().empty()) {
+      if (!s.addr().hctl().empty()) unsettled.insert(s.addr().hctl());
+      continue;
+    }
     present.insert(s.dev());
     bool is_new = devs_.find(s.dev()) == devs_.end() || !devs_[s.dev()].v.scsi;
     auto& d = dev(s.dev());
     d.v.name = s.name();
     d.v.scsi = s;
+    d.unsettled_rounds = 0;
     if (is_new || !d.v.verified) request_verify(s.dev(), v1::VERIFY_NEW_DEVICE, out);
   }
+  // A disk whose H:C:T:L sysfs still lists but could not be read this time (its
+  // state or block device missing while a scan or rebind runs) keeps its view,
+  // identity and flows for up to three snapshots, each asked for soon: a
+  // transient read is no removal (that would forget the path's identity and
+  // put a verified path's address out of the next alert).
+  if (!unsettled.empty())
+    for (auto& [k, d] : devs_)
+      if (!present.count(k) && d.v.scsi && unsettled.count(d.v.scsi->addr().hctl()) && d.unsettled_rounds < 3) {
+        d.unsettled_rounds++;
+        present.insert(k);
+        out.topology_stale = true;
+      }
   for (const auto& m : t.maps()) {
     if (m.dev().empty()) continue;
     present.insert(m.dev());

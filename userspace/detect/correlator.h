@@ -118,6 +118,9 @@ class Correlator {
   struct Dev {
     DeviceView v;
     uint64_t first_seen_ns = 0;
+    // topology snapshots in a row that listed this device's H:C:T:L but could
+    // not read it (mid-scan, mid-rebind): its last good view stands meanwhile
+    int unsettled_rounds = 0;
   };
   using Identity = DeviceIdentity;
   struct Owner {

@@ -105,8 +105,10 @@ v1::Topology read_topology(const std::string& root_s, ReadStats* stats) {
     auto dev = root / "class/scsi_device" / hctl / "device";
     bool ok = false;
     d.set_state(read_text(dev / "state", &ok));
-    if (!ok) {
+    if (!ok) {  // listed, not readable (going away, or mid-scan): its address only, so
+      // the correlator can tell a transient read from a removal
       if (stats) stats->vanished++;
+      *topo.add_devices() = d;
       continue;
     }
     d.set_vendor(read_text(dev / "vendor"));
