@@ -117,8 +117,9 @@ lw_start() {
 	local ready=$LAB_OUT/lunwatch.ready
 	rm -f "$ready"
 	local extra=("${off[@]}")
+	[[ ${LAB_FORCE_KPROBE:-0} == 1 && ${LW_APPEND:-0} != 1 ]] && lw_expect ran_kprobe_twins
 	if "$LAB_LUNWATCH" run --help 2>&1 | grep -q -- --ready-file; then
-		extra=(--ready-file "$ready" --stats-file "$LAB_OUT/lunwatch-stats.json")
+		extra+=(--ready-file "$ready" --stats-file "$LAB_OUT/lunwatch-stats.json")
 	fi
 	# detection: libvirt XML (instance.sh) + Cinder's view (cinder_* below) + alerts,
 	# a recording for `lunwatch replay`, and the guard in LAB_GUARD's mode
@@ -510,6 +511,46 @@ no_alert_naming() {
 		lw_record FAIL "$rule raised against $name $desc: $(tr '\n' '|' <<< "$bad" | cut -c1-400)"
 	fi
 }
+# lw_has_event JQ_FILTER [JQ_ARGS...]: the event log has an event matching (a wait_for predicate)
+lw_has_event() { [[ -n $(lw_q "$@" | head -1) ]]; }
+# alert_after_ms RULE INSTANCE_NAME T_MS MAX_MS WHAT: the first alert of RULE naming the
+# instance came at most MAX_MS after T_MS (wall clock, ms; WHAT names the moment)
+alert_after_ms() {
+	local rule=$1 name=$2 t=$3 max=$4 what=$5 al
+	al=$(lw_alerts '.rule == $r and .instance.name == $n' --arg r "$rule" --arg n "$name" | jq -r '.unix_ms|tonumber' | sort -n | head -1)
+	if [[ -z $al ]]; then
+		lw_record FAIL "$rule naming $name within $max ms of $what: no such alert"
+		return
+	fi
+	lw_note "LATENCY: $what (wall_ms=$t) -> $rule naming $name (unix_ms=$al): $((al - t)) ms"
+	if ((al - t <= max)); then
+		lw_record PASS "$rule naming $name $((al - t)) ms after $what (at most $max ms)"
+	else
+		lw_record FAIL "$rule naming $name $((al - t)) ms after $what (want at most $max ms)"
+	fi
+}
+# stats_at_least JQ_PATH MIN DESC: the agent's stats file (written at stop) holds a
+# number >= MIN at JQ_PATH
+stats_at_least() {
+	local path=$1 min=$2 desc=${3:-} v
+	v=$(jq -r "$path // empty" "$LAB_OUT/lunwatch-stats.json" 2>/dev/null)
+	if [[ $v =~ ^[0-9]+$ ]] && ((v >= min)); then
+		lw_record PASS "stats $path = $v (at least $min) $desc"
+	else
+		lw_record FAIL "stats $path = ${v:-missing} (want at least $min) $desc"
+	fi
+}
+# metric_at_least NAME MIN [FILE]: a scrape of lunwatch's /metrics saved in FILE
+# (default metrics.txt in the output folder) has NAME >= MIN
+metric_at_least() {
+	local name=$1 min=$2 f=${3:-$LAB_OUT/metrics.txt} v
+	v=$(awk -v n="$name" '$1 == n { print $2 }' "$f" 2>/dev/null | head -1)
+	if [[ -n $v ]] && awk -v v="$v" -v m="$min" 'BEGIN { exit !(v >= m) }'; then
+		lw_record PASS "metric $name = $v (at least $min)"
+	else
+		lw_record FAIL "metric $name = ${v:-missing} (want at least $min; $f)"
+	fi
+}
 # no_alert_above_warning: no firing alert of severity HIGH or CRITICAL (each printed)
 no_alert_above_warning() {
 	local bad
@@ -605,6 +646,21 @@ lw_disable_args() {
 	for h in ${dh//,/ }; do _out+=(--disable-hook "$h"); done
 	[[ ${LAB_FORCE_KPROBE:-0} == 1 ]] && _out+=(--disable-hook fentry)
 	return 0
+}
+
+# ran_kprobe_twins: the agent itself (not only `probes --json`) ran the kprobe twins
+# of the fentry programs and no fentry program (LAB_FORCE_KPROBE=1): by the kernel's
+# run counts in its stats file (written at stop)
+ran_kprobe_twins() {
+	local f=$LAB_OUT/lunwatch-stats.json kp fe
+	kp=$(jq -r '[.programs[] | select((.program | endswith("_kp")) and .run_cnt > 0) | .program] | join(" ")' "$f" 2>/dev/null)
+	fe=$(jq -r '[.programs[] | select(.program | endswith("_kp")) | .program | rtrimstr("_kp")] as $twins
+		| [.programs[] | select(.run_cnt > 0 and (.program as $p | $twins | index([$p]) != null)) | .program] | join(" ")' "$f" 2>/dev/null)
+	if [[ -n $kp && -z $fe ]]; then
+		lw_record PASS "the agent ran kprobe twins ($kp), no fentry program"
+	else
+		lw_record FAIL "the agent did not run on kprobes alone: kprobe twins that ran [${kp:-none}], fentry programs that ran [${fe:-none}] ($f)"
+	fi
 }
 
 # probes_after_modules: `lunwatch probes --json` once the agent has stopped and the
