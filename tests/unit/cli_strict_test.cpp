@@ -65,6 +65,8 @@ TEST(CliStrict, BadConfigIsOneLineAndExit2) {
       {"huge", "[agent]\norphan_grace = 1e300\n", "orphan_grace must be at least 0 and at most"},
       {"quiet", "[agent]\nalert_quiet = -1\n", "alert_quiet must be at least 0 and at most"},
       {"severity", "[agent]\ndump_severity = loud\n", "dump_severity must be"},
+      {"ring-small", "[agent]\nring_buffer_kib = 2\n", "ring_buffer_kib must be at least 4 and at most 1048576 KiB"},
+      {"ring-odd", "[agent]\nring_buffer_kib = 96\n", "ring_buffer_kib must be a power of two"},
       {"format", "[agent]\nalert_format = xml\n", "alert_format must be json or falco"},
       {"listen", "[agent]\nmetrics_listen = garbage\n", "metrics_listen must be host:port"},
       {"bool", "[agent]\nlibvirt = maybe\n", "libvirt must be true or false"},
@@ -91,6 +93,11 @@ TEST(CliStrict, BadConfigIsOneLineAndExit2) {
   EXPECT_NE(m.err.find("metrics_listen must be host:port"), std::string::npos) << m.err;
   auto ok = run("run --check-config --config " + d.path() + "/empty.conf");
   EXPECT_EQ(ok.rc, 0) << ok.err;
+  auto ring = run("run --check-config --ring-buffer-kib 4096 --config " + d.path() + "/empty.conf");
+  EXPECT_EQ(ring.rc, 0) << ring.err;
+  auto ring_bad = run("run --duration 1 --ring-buffer-kib 3000 --config " + d.path() + "/empty.conf");
+  EXPECT_EQ(ring_bad.rc, 2) << ring_bad.err;
+  EXPECT_NE(ring_bad.err.find("ring_buffer_kib must be a power of two"), std::string::npos) << ring_bad.err;
 }
 
 // --config=FILE (with '=') was ignored: the default config applied instead.

@@ -216,6 +216,11 @@ struct Agent::Impl {
   Timers timers_;
   LoopWork work_;
   std::map<std::string, Timers::Clock::time_point> slow_logged_;
+  // Lost kernel events (a full ring): the count last acted on, when, how often.
+  uint64_t ring_full_seen_ = 0;
+  Timers::Clock::time_point last_resync_{}, resync_logged_{};
+  uint64_t resyncs_ = 0;
+  void resync_if_events_lost();
   uint64_t alerts_total_ = 0;
   uint64_t vanished_total_ = 0;
   std::unique_ptr<sinks::FlightRecorder> recorder_mem_;
@@ -521,6 +526,29 @@ void Agent::Impl::audit_done(const audit::Report& report) {
   metrics_.set_audit_findings(by);
 }
 
+// A full ring loses lifecycle, SCSI and error events for good (flows and stack
+// edges report again on their next I/O: they enter their maps only with their
+// event). What they would have triggered is done from the sources of truth
+// instead: sysfs re-read, every device's identity asked again. At most every
+// 5 s while the ring keeps overflowing.
+void Agent::Impl::resync_if_events_lost() {
+  uint64_t full = probes_->drops()[LW_DROP_RINGBUF_FULL];
+  auto now = Timers::Clock::now();
+  if (full <= ring_full_seen_ || (resyncs_ > 0 && now - last_resync_ < std::chrono::seconds(5))) return;
+  uint64_t lost = full - ring_full_seen_;
+  ring_full_seen_ = full;
+  last_resync_ = now;
+  metrics_.set_resyncs(++resyncs_);
+  if (resyncs_ == 1 || now - resync_logged_ >= std::chrono::minutes(1)) {
+    resync_logged_ = now;
+    log::warn("kernel ring buffer full: " + std::to_string(lost) +
+              " events lost; re-reading the topology and re-verifying every device (resync " +
+              std::to_string(resyncs_) + "; ring_buffer_kib sets the ring's size)");
+  }
+  refresh_topology();
+  verify_all(v1::VERIFY_LOST_EVENTS);
+}
+
 void Agent::Impl::verify_all(v1::VerifyReason why) {
   detect::Output out;
   for (const auto* d : correlator().device_views())
@@ -581,9 +609,12 @@ Result<void> Agent::Impl::init() {
   po.run_stats = r.bpf_stats;
   po.pin_dir = o_.pin_dir;
   po.guard = guard_mode_ != LW_GUARD_OFF;
+  po.ring_bytes = static_cast<uint32_t>(o_.ring_buffer_kib) * 1024;
   auto probes = probes::Probes::make(po);
   if (!probes.ok()) return probes.error();
   probes_ = std::move(probes.value());
+  ring_full_seen_ = probes_->drops()[LW_DROP_RINGBUF_FULL];  // what a previous agent lost is not ours to resync
+  metrics_.set_resyncs(0);
   int attached = 0;
   for (const auto& h : probes_->hook_states()) {
     if (h.status() == v1::HOOK_ATTACHED)
@@ -776,6 +807,8 @@ int Agent::Impl::run() {
       "audit", std::chrono::hours(1), [this] { run_audit(); }, start, std::chrono::seconds(20));
   timers_.add(
       "verify", seconds(o_.verify_interval_s), [this] { verify_all(v1::VERIFY_PERIODIC); }, start);
+  timers_.add(
+      "lost events", std::chrono::seconds(1), [this] { resync_if_events_lost(); }, start);
   // Hooks of modules loaded after start (probes/loader.h attach_new_modules).
   timers_.add(
       "late modules", std::chrono::seconds(1),

@@ -26,7 +26,7 @@ const std::map<std::string, std::set<std::string>>& known_keys() {
                  "sysfs_root",     "alerts_file",        "alert_format",      "dump_dir",        "dump_severity",
                  "pin_dir",        "inventory_interval", "topology_interval", "verify_interval", "verify_timeout",
                  "verify_max_age", "orphan_grace",       "dump_before",       "dump_after",      "libvirt",
-                 "attachments",    "host_allowlist",     "alert_quiet"}},
+                 "attachments",    "host_allowlist",     "alert_quiet",       "ring_buffer_kib"}},
       {"containment", {"actions", "virsh", "libvirt_uri", "timeout"}},
       {"cinder",
        {"auth_url", "username", "user_id", "user_domain_name", "user_domain_id", "project_name", "project_id",
@@ -55,7 +55,7 @@ void split_list(const std::string& v, std::vector<std::string>& out) {
 
 std::string fmt(double v) {
   char b[32];
-  std::snprintf(b, sizeof b, "%g", v);
+  std::snprintf(b, sizeof b, "%.10g", v);  // whole numbers in full (1048576, 604800)
   return b;
 }
 
@@ -71,10 +71,10 @@ std::optional<double> parse_number(std::string_view s) {
   return v;
 }
 
-Result<void> check_number(const std::string& what, double v, double lo, double hi, bool lo_open) {
+Result<void> check_number(const std::string& what, double v, double lo, double hi, bool lo_open, const char* unit) {
   if (!std::isfinite(v) || v > hi || v < lo || (lo_open && v == lo))
     return make_error(Errc::kInvalidArgument, what + " must be " + (lo_open ? "more than " : "at least ") + fmt(lo) +
-                                                  " and at most " + fmt(hi) + " seconds (a plain number)");
+                                                  " and at most " + fmt(hi) + " " + unit + " (a plain number)");
   return {};
 }
 
@@ -97,6 +97,7 @@ Result<void> validate_options(const AgentOptions& o) {
     const char* name;
     double v, lo, hi;
     bool lo_open;
+    const char* unit = "seconds";
   };
   const Range ranges[] = {
       {"inventory_interval", o.inventory_interval_s, 0, 86400, true},
@@ -108,14 +109,18 @@ Result<void> validate_options(const AgentOptions& o) {
       {"alert_quiet", o.alert_quiet_s, 0, 86400 * 7, false},  // 0: never
       {"dump_before", o.dump_before_s, 0, 3600, false},
       {"dump_after", o.dump_after_s, 0, 3600, false},
+      {"ring_buffer_kib", o.ring_buffer_kib, 4, 1 << 20, false, "KiB"},
   };
   for (const auto& r : ranges) {
-    auto c = check_number(r.name, r.v, r.lo, r.hi, r.lo_open);
+    auto c = check_number(r.name, r.v, r.lo, r.hi, r.lo_open, r.unit);
     if (!c) return c.error();
   }
   auto one_of = [](const std::string& v, std::initializer_list<const char*> allowed) {
     return std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return v == a; });
   };
+  if (auto k = static_cast<uint64_t>(o.ring_buffer_kib); k != o.ring_buffer_kib || (k & (k - 1)) != 0)
+    return make_error(Errc::kInvalidArgument,
+                      "ring_buffer_kib must be a power of two (4, 8, ... 1048576), not " + fmt(o.ring_buffer_kib));
   if (!one_of(o.alert_format, {"json", "falco"}))
     return make_error(Errc::kInvalidArgument, "alert_format must be json or falco, not '" + o.alert_format + "'");
   if (!one_of(o.dump_severity, {"critical", "high", "warning", "off"}))
@@ -223,6 +228,7 @@ Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& 
   num("alert_quiet", o.alert_quiet_s);
   num("dump_before", o.dump_before_s);
   num("dump_after", o.dump_after_s);
+  num("ring_buffer_kib", o.ring_buffer_kib);
   boolean("agent", "libvirt", o.libvirt);
   if (auto v = get("agent", "attachments")) split_list(*v, o.attachment_files);
   if (auto v = get("agent", "host_allowlist")) split_list(*v, o.host_allowlist_extra);
@@ -264,7 +270,7 @@ Result<std::optional<inventory::KeystoneConfig>> load_config(const std::string& 
   }
   if (!bad.ok()) return bad.error();
   if (has_timeout) {
-    auto r = check_number("[cinder] timeout", timeout_s, 0, 3600, true);
+    auto r = check_number("[cinder] timeout", timeout_s, 0, 3600, true, "seconds");
     if (!r) return make_error(Errc::kInvalidArgument, path + ": " + r.error().message);
     k.http.total_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   }

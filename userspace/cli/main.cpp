@@ -90,6 +90,11 @@ int lunwatch_main(int argc, char** argv) {
                    "lunwatch_identity_held_overdue_paths counts them (0: 3 x verify-interval + verify-timeout)")
       ->capture_default_str();
   run_cmd
+      ->add_option("--ring-buffer-kib", agent.ring_buffer_kib,
+                   "size of the kernel's event ring buffer in KiB, a power of two >= 4 (a full ring is counted in "
+                   "lunwatch_kernel_drops_total and loses nothing for good)")
+      ->capture_default_str();
+  run_cmd
       ->add_option("--orphan-grace", agent.orphan_grace_s, "seconds a device may stay unexplained before ORPHAN_DEVICE")
       ->capture_default_str();
   run_cmd

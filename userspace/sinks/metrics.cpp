@@ -20,6 +20,10 @@ const std::vector<MetricInfo>& metric_catalog() {
       {"lunwatch_alerts_active", "gauge", "Alerts firing now (unresolved)", {"rule", "severity"}},
       {"lunwatch_events_total", "counter", "Events consumed by the correlator, by type", {"type"}},
       {"lunwatch_kernel_drops_total", "counter", "Events or updates lost in the kernel, by cause", {"cause"}},
+      {"lunwatch_kernel_resyncs_total",
+       "counter",
+       "Full re-reads of the topology and every identity after the kernel's ring buffer was full",
+       {}},
       {"lunwatch_probe_state",
        "gauge",
        "1 for each hook's current state (attached, not_present, failed, disabled)",
@@ -322,6 +326,11 @@ void Metrics::set_programs(const std::vector<ProgramCounters>& programs) {
 void Metrics::set_drops(const std::map<std::string, uint64_t>& by_cause) {
   std::lock_guard<std::mutex> l(impl_->mu);
   for (const auto& [cause, v] : by_cause) impl_->mirror("lunwatch_kernel_drops_total", {{"cause", cause}}, v);
+}
+
+void Metrics::set_resyncs(uint64_t n) {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  impl_->mirror("lunwatch_kernel_resyncs_total", {}, n);
 }
 
 void Metrics::set_flows(const std::vector<FlowBytes>& flows, size_t active) {

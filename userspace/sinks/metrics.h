@@ -63,6 +63,7 @@ class Metrics {
   void set_probes(const std::vector<v1::HookState>& hooks);
   void set_programs(const std::vector<ProgramCounters>& programs);
   void set_drops(const std::map<std::string, uint64_t>& by_cause);
+  void set_resyncs(uint64_t n);
   void set_flows(const std::vector<FlowBytes>& flows, size_t active_flows);
   void set_topology(const v1::Topology& t);
   // Counts a device that newly answers with another WWID than sysfs caches.
