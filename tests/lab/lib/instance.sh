@@ -121,7 +121,9 @@ instance_stop() {
 declare -A INST_MARK=()
 instance_mark() { INST_MARK[$1]=$(wc -l < "$LAB_OUT/instance-$1.log"); }
 # instance_saw KEY REGEX: a log line after the mark matches
-instance_saw() { tail -n +"$((${INST_MARK[$1]:-0} + 1))" "$LAB_OUT/instance-$1.log" | grep -qE "$2"; }
+# (grep reads a process substitution: "tail | grep -q" under pipefail is false
+# whenever grep stops early and tail meets a closed pipe)
+instance_saw() { grep -qE "$2" < <(tail -n +"$((${INST_MARK[$1]:-0} + 1))" "$LAB_OUT/instance-$1.log"); }
 # instance_reads_fail KEY: its reads fail now: an error line after the mark, or
 # (the helper prints only changes) its latest read line is an error
 instance_reads_fail() {

@@ -80,7 +80,7 @@ lw_prometheus_start() {
 	log "prometheus (pid $LW_PROM_PID) scrapes lunwatch at 127.0.0.1:9477"
 }
 prom_query() { busybox wget -qO- "http://127.0.0.1:9090/api/v1/query?query=$1" 2>/dev/null; }
-prom_has_value() { prom_query "$1" | grep -qE '"value":\[[0-9.]+,"[1-9][0-9]*"\]'; }
+prom_has_value() { grep -qE '"value":\[[0-9.]+,"[1-9][0-9]*"\]' < <(prom_query "$1"); }
 lw_prometheus_check() {
 	local rule=${LAB_PROMETHEUS_RULE:-CROSS_INSTANCE_ACCESS} q
 	q="lunwatch_alerts_total%7Brule%3D%22$rule%22%7D"
@@ -118,12 +118,18 @@ lw_start() {
 	rm -f "$ready"
 	local extra=("${off[@]}")
 	[[ ${LAB_FORCE_KPROBE:-0} == 1 && ${LW_APPEND:-0} != 1 ]] && lw_expect ran_kprobe_twins
-	if "$LAB_LUNWATCH" run --help 2>&1 | grep -q -- --ready-file; then
+	# The help is read whole first: "lunwatch run --help | grep -q" under pipefail
+	# fails whenever grep exits before lunwatch has written all of it (SIGPIPE), and
+	# then the agent ran without the lab's flags (no --attachments, no --guard: the
+	# guard scenarios' failures in CI).
+	local run_help
+	run_help=$("$LAB_LUNWATCH" run --help 2>&1)
+	if grep -q -- --ready-file <<< "$run_help"; then
 		extra+=(--ready-file "$ready" --stats-file "$LAB_OUT/lunwatch-stats.json")
 	fi
 	# detection: libvirt XML (instance.sh) + Cinder's view (cinder_* below) + alerts,
 	# a recording for `lunwatch replay`, and the guard in LAB_GUARD's mode
-	if "$LAB_LUNWATCH" run --help 2>&1 | grep -q -- --attachments; then
+	if grep -q -- --attachments <<< "$run_help"; then
 		mkdir -p /run/lunwatch
 		# Cinder's view: the lab's attachment file, or (LW_CINDER_API=1, openstack-*
 		# scenarios) only the real Cinder API of LW_CONFIG's [cinder] section
@@ -186,8 +192,8 @@ lw_start() {
 # and dm hook that lunwatch reported "not present" before the modules loaded must be
 # attached now, as its metrics say (lunwatch_probe_state{hook=...,state="attached"} 1).
 lw_metric_attached() {
-	busybox wget -qO- "http://$LW_METRICS/metrics" 2>/dev/null \
-		| grep -qE "^lunwatch_probe_state\{[^}]*hook=\"$1\"[^}]*state=\"attached\"[^}]*\} 1"
+	grep -qE "^lunwatch_probe_state\{[^}]*hook=\"$1\"[^}]*state=\"attached\"[^}]*\} 1" \
+		< <(busybox wget -qO- "http://$LW_METRICS/metrics" 2>/dev/null)
 }
 lw_late_hooks_attached() {
 	lw_enabled || return 0

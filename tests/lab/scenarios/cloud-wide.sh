@@ -101,7 +101,7 @@ WWID_L=$(mpath_name "$(vpd_naa "$SDL1")")
 DML=$(mpath_create "$WWID_L" "$SDL1" "$SDL2")
 T_LEFT_MS=$(date +%s%3N)
 log "leftover volL = $DML over $SDL1 $SDL2"
-orphan_l() { lw_alerts '.rule == "ORPHAN_DEVICE" and .device_name == $d' --arg d "$DML" | grep -q .; }
+orphan_l() { grep -q . < <(lw_alerts '.rule == "ORPHAN_DEVICE" and .device_name == $d' --arg d "$DML"); }
 wait_for "ORPHAN_DEVICE for the leftover $DML" 40 orphan_l || true
 ok0=$(instance_ok A)
 wait_for "A still does I/O" 20 instance_ok_more A "$((ok0 + 3))" && gt_pass "A's I/O continues" || gt_fail "A's I/O stalled"

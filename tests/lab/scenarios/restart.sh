@@ -111,7 +111,7 @@ if ((GUARD)); then
 	fi
 else
 	step "after the restart: the remap made during the downtime must be raised"
-	a_cross() { lw_alerts '.rule == "CROSS_INSTANCE_ACCESS" and .instance.name == $a' --arg a "${INST_NAME[A]}" | grep -q .; }
+	a_cross() { grep -q . < <(lw_alerts '.rule == "CROSS_INSTANCE_ACCESS" and .instance.name == $a' --arg a "${INST_NAME[A]}"); }
 	wait_for "CROSS_INSTANCE_ACCESS naming A" 40 a_cross || true
 fi
 collect_state restarted

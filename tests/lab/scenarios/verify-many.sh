@@ -139,7 +139,7 @@ gt_check "the $((NV - ${#REMAP[@]})) other devices never read another volume ($o
 remaps_caught() {
 	local k
 	for k in "${REMAP[@]}"; do
-		lw_alerts '.rule == "IDENTITY_CHANGED" and .device_name == $d' --arg d "${DEV[$k]}" | grep -q . || return 1
+		grep -q . < <(lw_alerts '.rule == "IDENTITY_CHANGED" and .device_name == $d' --arg d "${DEV[$k]}") || return 1
 	done
 }
 wait_for "lunwatch raised IDENTITY_CHANGED for every remap" 40 remaps_caught || true
