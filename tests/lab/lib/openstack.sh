@@ -62,6 +62,7 @@ os_udev_multipathd() {
 }
 
 # brick CALL JSON: POST to the agent's os-brick; prints the answer, sets BRICK_CODE
+# (call it in this shell, not in $(...): the code would stay in the subshell)
 brick() {
 	BRICK_CODE=$(curl -s -o "$OS_TMP/brick.json" -w '%{http_code}' --max-time 400 \
 		-H 'Content-Type: application/json' --data-binary "$2" "http://127.0.0.1:18700/brick/$1")

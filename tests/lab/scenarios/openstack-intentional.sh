@@ -80,7 +80,8 @@ nova_attach() {
 	ci=$(jq -c .attachment.connection_info "/run/lab/att-$key.json")
 	printf -v "ATT_$key" %s "$att"
 	printf -v "LUN_$key" %s "$(jq -r .target_lun <<< "$ci")"
-	info=$(brick connect "$(jq -nc --argjson c "$ci" '{connection_info: $c}')")
+	brick connect "$(jq -nc --argjson c "$ci" '{connection_info: $c}')" > "/run/lab/brick-connect-$key.json"
+	info=$(cat "/run/lab/brick-connect-$key.json")
 	[[ $BRICK_CODE == 200 ]] || fatal "os-brick connect_volume for $key: HTTP $BRICK_CODE $(cut -c1-300 <<< "$info")"
 	echo "$info" > "$LAB_OUT/device_info-$key.json"
 	printf -v "DEV_$key" %s "$(basename "$(realpath "$(jq -r .path <<< "$info")")")"
@@ -155,8 +156,11 @@ os_login lunwatch service "$OS_PASSWORD_LUNWATCH"
 os_cinder GET "/attachments/detail?all_tenants=1" "" 3.27 > /run/lab/admin-listing.json
 CHAP_PW=$(jq -r '[.attachments[].connection_info.auth_password // empty][0] // empty' /run/lab/admin-listing.json)
 gt_check "the real admin listing (3.27, all_tenants) shows B's attachment with CHAP auth_password in clear" test -n "$CHAP_PW"
-gt_check "the user's view is partial: user-b's all_tenants listing has no tenant A attachment (HTTP 200)" \
-	bash -c "$(declare -f os_login os_cinder); OS_EXTRA_HEADERS=(); os_login user-b tenant-b '$OS_PASSWORD_USER_B' && os_cinder GET '/attachments/detail?all_tenants=1' '' 3.27 | jq -e '[.attachments[].instance] | index(\"$UUID_A\") == null' && [[ \$OS_CODE == 200 ]]"
+# (in this shell: os_cinder sets OS_CODE, which a pipeline or bash -c would lose)
+os_login user-b tenant-b "$OS_PASSWORD_USER_B" || fatal "login user-b"
+os_cinder GET "/attachments/detail?all_tenants=1" "" 3.27 > /run/lab/user-b-listing.json
+gt_check "the user's view is partial: user-b's all_tenants listing has no tenant A attachment (HTTP $OS_CODE)" \
+	bash -c "[[ $OS_CODE == 200 ]] && jq -e --arg a '$UUID_A' '[.attachments[].instance] | index(\$a) == null' /run/lab/user-b-listing.json"
 
 lw_expect alert IDENTITY_CHANGED "true" "(the LU behind A's map changed)"
 lw_expect alert CROSS_INSTANCE_ACCESS "(.instance.uuid == \"$UUID_A\" or .instance.name == \"instance-0000000a\") and ((.owner.uuid // \"\") == \"$UUID_B\" or (.owner.name // \"\") == \"instance-0000000b\")" "(A reads B's device)"
