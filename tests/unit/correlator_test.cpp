@@ -61,19 +61,22 @@ class Stream {
     return s;
   }
 
+  // dm-0 (254:0) over sda and sdb
+  static void add_map(v1::Topology* t, const std::string& map_wwid) {
+    auto* m = t->add_maps();
+    m->set_dm("dm-0");
+    m->set_dev("254:0");
+    m->set_wwid(map_wwid);
+    m->add_paths("sda");
+    m->add_paths("sdb");
+  }
+
   Output topology(bool with_map = true, const std::string& map_wwid = kWa) {
     v1::Event ev;
     auto* t = ev.mutable_topology();
     *t->add_devices() = sd("sda", "8:0", 0, 1, "127.0.0.1:3260", kWa);
     *t->add_devices() = sd("sdb", "8:16", 1, 2, "127.0.0.2:3260", kWa);
-    if (with_map) {
-      auto* m = t->add_maps();
-      m->set_dm("dm-0");
-      m->set_dev("254:0");
-      m->set_wwid(map_wwid);
-      m->add_paths("sda");
-      m->add_paths("sdb");
-    }
+    if (with_map) add_map(t, map_wwid);
     return feed(ev);
   }
 
@@ -1186,12 +1189,7 @@ TEST(Correlator, APathReadMidScanKeepsItsViewUntilSysfsSettles) {
     *t->add_devices() = Stream::sd("sda", "8:0", 0, 1, "127.0.0.1:3260", kWa);
     auto* unread = t->add_devices();  // sdb: its address only
     unread->mutable_addr()->set_hctl("1:0:0:1");
-    auto* m = t->add_maps();
-    m->set_dm("dm-0");
-    m->set_dev("254:0");
-    m->set_wwid(kWa);
-    m->add_paths("sda");
-    m->add_paths("sdb");
+    Stream::add_map(t, kWa);
     return s.feed(ev);
   };
   for (int round = 1; round <= 3; ++round) {

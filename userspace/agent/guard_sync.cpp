@@ -23,10 +23,10 @@ std::vector<detect::VerifyRequest> GuardSync::sync(const detect::Correlator& c, 
     cgroup_cache_ns_ = now_ns;
   }
   auto policy = guard::compute_policy(c, [this, now_ns](uint32_t pid) {
-    auto& s = cgroup_of_pid_[pid];
-    if (s.read_ns == 0 || (s.id == 0 && now_ns - s.read_ns > 2'000'000'000ULL))
-      s = {inventory::instance_cgroup_id(pid), now_ns == 0 ? 1 : now_ns};
-    return s.id;
+    auto it = cgroup_of_pid_.find(pid);
+    if (it == cgroup_of_pid_.end() || (it->second.id == 0 && now_ns - it->second.read_ns > 2'000'000'000ULL))
+      it = cgroup_of_pid_.insert_or_assign(pid, Scope{inventory::instance_cgroup_id(pid), now_ns}).first;
+    return it->second.id;
   });
   auto kernel = maps_.devices();
   guard::ReconcileInput in;

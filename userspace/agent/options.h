@@ -45,11 +45,11 @@ struct AgentOptions {
   double orphan_grace_s = 60;
   double alert_quiet_s = 300;  // HOST_PROCESS_ACCESS / GUARD_DENIED resolve after this long without a repeat
   double verify_timeout_s = 3;
-  double verify_max_age_s = 0;
+  double verify_max_age_s = 0;  // bound on a held path's last good verification; 0: 3 x interval + timeout
   // the kernel's event ring buffer (KiB, a power of two >= 4): 1024 suits hundreds
   // of paths; a full ring loses nothing for good (the maps are the truth), it
   // only delays a report until the next I/O
-  double ring_buffer_kib = 1024;  // bound on a held path's last good verification; 0: 3 x interval + timeout
+  double ring_buffer_kib = 1024;
   std::string hostname;
   std::string metrics_listen = "127.0.0.1:9477";
   std::string guard_mode = "monitor";  // off | monitor | enforce

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "inventory/instances.h"
 #include "inventory/source.h"
@@ -26,12 +27,26 @@ void CgroupPaths::rescan() {
   scanned_ = true;
 }
 
-bool CgroupPaths::from_pid(uint64_t id, uint32_t pid) {
-  auto text = read_file_capped(proc_root_ + "/" + std::to_string(pid) + "/cgroup", 65536);
+namespace {
+// A process's cgroup v2 path and that directory's inode (its cgroup id); none
+// when the process is gone or the directory is.
+struct PidCgroup {
+  std::string path;
+  uint64_t id = 0;
+};
+std::optional<PidCgroup> cgroup_of_pid(uint32_t pid, const std::string& proc_root, const std::string& cgroup_root) {
+  auto text = read_file_capped(proc_root + "/" + std::to_string(pid) + "/cgroup", 65536);
   std::string path = text ? parse_proc_cgroup_v2(*text) : "";
   struct stat st {};
-  if (path.empty() || ::stat((mount_ + path).c_str(), &st) != 0 || st.st_ino != id) return false;
-  by_id_[id] = path;
+  if (path.empty() || ::stat((cgroup_root + path).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return std::nullopt;
+  return PidCgroup{std::move(path), st.st_ino};
+}
+}  // namespace
+
+bool CgroupPaths::from_pid(uint64_t id, uint32_t pid) {
+  auto cg = cgroup_of_pid(pid, proc_root_, mount_);
+  if (!cg || cg->id != id) return false;
+  by_id_[id] = std::move(cg->path);
   return true;
 }
 
@@ -48,12 +63,8 @@ std::string CgroupPaths::path(uint64_t id, uint32_t pid) {
 }
 
 uint64_t instance_cgroup_id(uint32_t pid, const std::string& proc_root, const std::string& cgroup_root) {
-  auto text = read_file_capped(proc_root + "/" + std::to_string(pid) + "/cgroup", 65536);
-  std::string path = text ? parse_proc_cgroup_v2(*text) : "";
-  if (path.empty() || !parse_machine_scope(path)) return 0;
-  struct stat st {};
-  if (::stat((cgroup_root + path).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
-  return st.st_ino;
+  auto cg = cgroup_of_pid(pid, proc_root, cgroup_root);
+  return cg && parse_machine_scope(cg->path) ? cg->id : 0;
 }
 
 }  // namespace lunwatch::inventory
